@@ -1,0 +1,140 @@
+# drover - a service master for Linux.
+#
+#   make                build droverd, drover and libdrover into build/
+#   make run            build, then run droverd on examples/drover.conf
+#   make check          install test dependencies (apt-get) and run every test:
+#                       unit tests, integration tests, and the integration
+#                       tests again against an ASan+UBSan build
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Variables: BUILD (output directory), SAN=1 (sanitizer build), WERROR=0.
+
+CC      ?= cc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+PYTHON  ?= /usr/bin/python3
+WERROR  ?= 1
+VERSION := 0.1.0
+
+WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS  ?= -O2 -g
+CPPFLAGS_ALL = -D_GNU_SOURCE -DDROVER_VERSION='"$(VERSION)"' -Isrc/lib -Isrc/libdrover
+ifeq ($(SAN),1)
+CFLAGS_ALL = -std=c11 $(WARN) $(CFLAGS) -fno-omit-frame-pointer \
+             -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS_ALL = -fsanitize=address,undefined $(LDFLAGS)
+else
+CFLAGS_ALL = -std=c11 $(WARN) $(CFLAGS) -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
+LDFLAGS_ALL = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+endif
+
+LIB_SRC     := $(wildcard src/lib/*.c)
+DAEMON_SRC  := $(wildcard src/daemon/*.c)
+CLIENT_SRC  := $(wildcard src/client/*.c)
+LIBD_SRC    := $(wildcard src/libdrover/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ    := $(call obj,$(LIB_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
+LIBD_OBJ   := $(call obj,$(LIBD_SRC))
+LIBD_PIC   := $(patsubst %.o,%.pic.o,$(LIBD_OBJ))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+PROGRAMS := $(BUILD)/droverd $(BUILD)/drover $(BUILD)/libdrover.a $(BUILD)/libdrover.so \
+            $(BUILD)/drover.pc $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
+
+.PHONY: all run check check-deps unit integration integration-asan install clean lint
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.pic.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
+
+$(BUILD)/libshared.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/droverd: $(DAEMON_OBJ) $(BUILD)/libshared.a
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^
+
+$(BUILD)/drover: $(CLIENT_OBJ) $(BUILD)/libshared.a
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^
+
+$(BUILD)/libdrover.a: $(LIBD_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdrover.so: $(LIBD_PIC)
+	$(CC) $(CFLAGS_ALL) -shared -fPIC -Wl,-soname,libdrover.so.0 $(filter-out -pie,$(LDFLAGS_ALL)) -o $@ $^
+
+$(BUILD)/drover.pc: src/libdrover/drover.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libdrover.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libdrover.a
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libshared.a $(BUILD)/libdrover.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Isrc/daemon $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
+
+run: all
+	@mkdir -p run
+	@echo "droverd: control socket $(CURDIR)/run/control.sock"
+	@echo "         in another terminal: $(BUILD)/drover -S run/control.sock status"
+	exec $(BUILD)/droverd -c examples/drover.conf -S $(CURDIR)/run/control.sock
+
+check-deps:
+	@scripts/deps.sh test
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	DROVER_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+integration-asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+	DROVER_BUILD=$(abspath build-asan) DROVER_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+check: check-deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) integration-asan
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --inline-suppr -D_GNU_SOURCE -Isrc/lib -Isrc/libdrover src
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/droverd $(DESTDIR)$(PREFIX)/sbin/droverd
+	install -m 755 $(BUILD)/drover $(DESTDIR)$(PREFIX)/bin/drover
+	install -m 644 $(BUILD)/libdrover.a $(DESTDIR)$(PREFIX)/lib/libdrover.a
+	install -m 755 $(BUILD)/libdrover.so $(DESTDIR)$(PREFIX)/lib/libdrover.so.0
+	ln -sf libdrover.so.0 $(DESTDIR)$(PREFIX)/lib/libdrover.so
+	install -m 644 src/libdrover/drover.h $(DESTDIR)$(PREFIX)/include/drover.h
+	install -m 644 $(BUILD)/drover.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/drover.pc
+	install -m 644 man/drover.1 $(DESTDIR)$(PREFIX)/share/man/man1/drover.1
+	install -m 644 man/libdrover.3 $(DESTDIR)$(PREFIX)/share/man/man3/libdrover.3
+	install -m 644 man/drover.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/drover.conf.5
+	install -m 644 man/droverd.8 $(DESTDIR)$(PREFIX)/share/man/man8/droverd.8
+
+clean:
+	rm -rf build build-asan run
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,151 @@
+/* conf.h - drover's configuration: the data model and how to get one.
+ *
+ * conf_load() reads a file and the files it includes, validates everything
+ * (syntax, values, users and groups, dependency references and cycles) and
+ * returns either a complete configuration or the full list of problems, each
+ * "FILE:LINE: message". It never exits and never prints: droverd uses it at
+ * start and at every reload, drover for `drover check`.
+ *
+ * Everything a configuration holds lives in its arena and goes away with
+ * conf_free(). Nothing in it refers to runtime state. */
+#ifndef DROVER_CONF_H
+#define DROVER_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "arena.h"
+
+#define CONF_DEFAULT_PATH "/etc/drover/drover.conf"
+#define SVC_NAME_MAX 64
+
+enum svc_mode { MODE_DAEMON, MODE_PREFORK, MODE_ACCEPT, MODE_ONESHOT, MODE_TIMER };
+enum svc_start { START_AUTO, START_DEMAND, START_MANUAL };
+enum svc_restart { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NO };
+enum svc_ready { READY_NONE, READY_NOTIFY, READY_EXIT };
+/* Where output goes. LOG_STDERR and LOG_SYSLOG are for droverd's own log;
+ * LOG_INHERIT and LOG_NULL for a service's. LOG_FILE for both. */
+enum log_kind { LOG_STDERR, LOG_SYSLOG, LOG_FILE, LOG_INHERIT, LOG_NULL };
+enum { LIM_NOFILE, LIM_NPROC, LIM_CORE, LIM_AS, LIM_COUNT };
+
+/* One `listen =` line. The socket address is resolved at parse time; no name
+ * is ever looked up in DNS. `key` is a canonical text of address and options:
+ * two listeners with equal keys are interchangeable (reload keeps the open
+ * socket). */
+struct listen_conf {
+	const char *fdname;
+	const char *text;		/* the address as written, for messages */
+	const char *key;
+	int family, socktype;		/* AF_INET/AF_INET6/AF_UNIX, SOCK_STREAM/DGRAM */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool dualstack;			/* tcp:PORT: [::] accepting IPv4 too */
+	int backlog;
+	bool reuseport, freebind;
+	bool has_mode, has_owner, has_group;
+	mode_t mode;
+	uid_t owner;
+	gid_t group;
+	int line;
+};
+
+struct conf_hash {			/* a `config_files` path and its content */
+	const char *path;
+	uint64_t hash;			/* FNV-1a of the content; 0 if unreadable */
+	int err;			/* errno when unreadable */
+};
+
+struct svc_conf {
+	const char *name;
+	const char *file;		/* where the [service] header is */
+	int line;
+	uint64_t keys_set;		/* bit per key index (conf_keys.c) */
+
+	enum svc_mode mode;
+	const char *command;		/* as written */
+	char **argv;			/* NULL-terminated */
+	struct listen_conf *listen;
+	int nlisten;
+	enum svc_start start;
+	unsigned procs, max_procs, max_use, max_rate, per_source;
+	int64_t idle_timeout;		/* all durations in milliseconds */
+	enum svc_restart restart;
+	int64_t restart_delay, restart_delay_max, min_uptime;
+	int stop_signal, reload_signal;	/* reload_signal 0: none */
+	int64_t stop_timeout;
+	enum svc_ready ready;
+	int64_t ready_timeout, watchdog;
+	const char **requires, **after;
+	int nrequires, nafter;
+	int64_t every;
+	short *at;			/* minutes after midnight, sorted */
+	int nat;
+	bool has_user, has_group;
+	const char *user, *group;
+	uid_t uid;
+	gid_t gid, user_gid;		/* user_gid: the user's primary group */
+	gid_t *groups;			/* supplementary, from the user's entry */
+	int ngroups;
+	const char *chdir;
+	mode_t umask;
+	const char **env;		/* KEY=VALUE */
+	int nenv;
+	bool env_inherit;
+	bool has_limit[LIM_COUNT];
+	struct rlimit limit[LIM_COUNT];
+	enum log_kind log;
+	const char *log_path;
+	uint64_t log_max_size;
+	unsigned log_keep;
+	struct conf_hash *config_files;
+	int nconfig_files;
+	bool critical;
+
+	/* Each key's text as written, for the reload diff: one string per
+	 * key index, repeatable keys joined by '\n'. NULL when not given.
+	 * key_line: where each key was (first) set, for messages. */
+	const char **raw;
+	int *key_line;
+};
+
+struct conf {
+	struct arena arena;
+	const char *path;
+	const char *control;		/* NULL: the default of SPEC section 1 */
+	const char *control_group;
+	gid_t control_gid;
+	enum log_kind log;
+	const char *log_path;
+	int64_t upgrade_timeout;
+	struct svc_conf **svcs;		/* in the order they were defined */
+	int nsvcs;
+};
+
+/* The problems found, sorted by file (in the order files were read) and
+ * line. `where` is private to the parser. */
+struct conf_errors {
+	char **msg;
+	long *where;
+	int n, cap;
+};
+
+/* Load and validate. Returns NULL when there is any error (all of them in
+ * errs). `as_root` turns on the refusal of files writable by others; pass
+ * geteuid() == 0. */
+struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs);
+void conf_free(struct conf *c);
+void conf_errors_free(struct conf_errors *e);
+
+struct svc_conf *conf_find(const struct conf *c, const char *name);
+bool conf_name_valid(const char *name);
+
+/* Reload diff (SPEC section 5). */
+enum conf_change { CHANGE_NONE, CHANGE_LIVE, CHANGE_REPLACE };
+enum conf_change conf_compare(const struct svc_conf *old, const struct svc_conf *new);
+
+const char *conf_mode_name(enum svc_mode m);
+
+#endif

@@ -1,0 +1,70 @@
+/* conf_int.h - what the pieces of the configuration parser share.
+ * Not for use outside src/lib/conf_*.c. */
+#ifndef DROVER_CONF_INT_H
+#define DROVER_CONF_INT_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "conf.h"
+
+enum key_scope { SCOPE_GLOBAL, SCOPE_SERVICE };
+enum {
+	K_REPEAT = 1,		/* may be given several times, accumulates */
+	K_PROC = 2,		/* a change replaces the service's processes */
+};
+
+struct parse;
+typedef const char *key_setter(struct parse *p, const char *value);
+
+struct keydef {
+	const char *name;
+	enum key_scope scope;
+	unsigned flags;
+	key_setter *set;
+};
+
+enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024, CONF_FILE_MAX = 1 << 20 };
+
+struct parse {
+	struct conf *c;
+	struct conf_errors *errs;
+	bool as_root;
+	const char *file;	/* current file, as shown in messages */
+	int line;
+	int depth;
+	enum { SEC_NONE, SEC_GLOBAL, SEC_SERVICE, SEC_BAD } sec;
+	struct svc_conf *svc;	/* current [service] */
+	int key_line[64];	/* where each key of the current section was set */
+	const char *key_file[64];
+	int global_line[16];
+	const char *global_file[16];
+	dev_t seen_dev[FILES_MAX];
+	ino_t seen_ino[FILES_MAX];
+	const char *seen_name[FILES_MAX];	/* as shown in messages */
+	int nseen;
+	char msg[512];		/* setters format longer reasons here */
+};
+
+extern const struct keydef conf_keys[];
+extern const int conf_nkeys;
+const struct keydef *conf_key_find(const char *name, enum key_scope scope, int *index);
+/* NULL-terminated names valid in a scope, for suggestions. */
+const char *const *conf_key_names(enum key_scope scope);
+void conf_key_apply_defaults(struct svc_conf *s);
+
+void conf_error(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conf_error_at(struct parse *p, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+void conf_read_file(struct parse *p, const char *path);
+const char *conf_include(struct parse *p, const char *pattern);
+void conf_check(struct parse *p);
+
+/* listen_addr.c */
+const char *listen_parse(struct parse *p, const char *text, struct listen_conf *l);
+
+/* Grow an arena array of n elements of size sz by one, returning the new slot. */
+void *conf_push(struct parse *p, void *arrp, int *n, size_t sz);
+
+#endif
