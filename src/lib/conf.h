@@ -113,6 +113,7 @@ struct svc_conf {
 
 struct conf {
 	struct arena arena;
+	int refs;			/* droverd: services pointing into it */
 	const char *path;
 	const char *control;		/* NULL: the default of SPEC section 1 */
 	const char *control_group;

@@ -1,0 +1,242 @@
+/* render.c - see render.h. */
+#include "render.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *fstr(const struct proto_record *r, const char *key)
+{
+	const struct proto_field *f = proto_get(r, key);
+
+	return f && f->type == 's' && f->str ? f->str : "";
+}
+
+static long long fint(const struct proto_record *r, const char *key, long long def)
+{
+	const struct proto_field *f = proto_get(r, key);
+
+	return f && f->type == 'i' ? (long long)f->num : def;
+}
+
+void render_duration(long long ms, char *out, size_t len)
+{
+	long long s = ms / 1000;
+
+	if (ms < 0)
+		snprintf(out, len, "-");
+	else if (ms < 1000)
+		snprintf(out, len, "%lldms", ms);
+	else if (s < 60)
+		snprintf(out, len, "%llds", s);
+	else if (s < 3600)
+		snprintf(out, len, "%lldm%llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(out, len, "%lldh%lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(out, len, "%lldd%lldh", s / 86400, s % 86400 / 3600);
+}
+
+static void pids_text(const struct proto_record *r, char *out, size_t len)
+{
+	const struct proto_field *f = proto_get(r, "pids");
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!f || f->type != 'l' || f->nitems == 0) {
+		snprintf(out, len, "-");
+		return;
+	}
+	for (int i = 0; i < f->nitems && n < len; i++) {
+		if (i == 3 && f->nitems > 4) {
+			snprintf(out + n, len - n, ",+%d", f->nitems - 3);
+			return;
+		}
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "", f->items[i]);
+	}
+}
+
+/* The last column says the most useful thing: the service's own STATUS=,
+ * else why it is in its state, with the time of the next attempt. */
+static void note_text(const struct proto_record *r, char *out, size_t len)
+{
+	const char *status = fstr(r, "status"), *reason = fstr(r, "reason"), *state = fstr(r, "state");
+	long long next = fint(r, "next_ms", -1);
+	char when[32];
+
+	render_duration(next, when, sizeof(when));
+	if (*status)
+		snprintf(out, len, "%s", status);
+	else if (next >= 0 && strcmp(state, "backoff") == 0)
+		snprintf(out, len, "%s (next attempt in %s)", reason, when);
+	else if (next >= 0)
+		snprintf(out, len, "%s%snext run in %s", reason, *reason ? "; " : "", when);
+	else
+		snprintf(out, len, "%s", reason);
+}
+
+enum { COLS = 7, CELL = 256 };
+
+/* Columns padded to their width; the last one is not padded. */
+static void print_row(FILE *f, const int *width, const char *const *cols)
+{
+	for (int c = 0; c < COLS - 1; c++)
+		fprintf(f, "%-*s  ", width[c], cols[c]);
+	fprintf(f, "%s\n", cols[COLS - 1]);
+}
+
+void render_status_table(FILE *f, const struct proto_reply *r)
+{
+	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "PIDS", "UPTIME", "RESTARTS", "STATUS" };
+	int width[COLS];
+	char (*cell)[COLS][CELL] = calloc(r->nrec ? r->nrec : 1, sizeof(*cell));
+
+	if (!cell)
+		return;
+	for (int c = 0; c < COLS; c++)
+		width[c] = (int)strlen(head[c]);
+	for (uint32_t i = 0; i < r->nrec; i++) {
+		const struct proto_record *rec = &r->recs[i];
+
+		snprintf(cell[i][0], CELL, "%s", fstr(rec, "name"));
+		snprintf(cell[i][1], CELL, "%s", fstr(rec, "mode"));
+		snprintf(cell[i][2], CELL, "%s", fstr(rec, "state"));
+		pids_text(rec, cell[i][3], CELL);
+		render_duration(fint(rec, "uptime_ms", -1), cell[i][4], CELL);
+		snprintf(cell[i][5], CELL, "%lld", fint(rec, "restarts", 0));
+		note_text(rec, cell[i][6], CELL);
+		for (int c = 0; c < COLS - 1; c++)
+			if ((int)strlen(cell[i][c]) > width[c])
+				width[c] = (int)strlen(cell[i][c]);
+	}
+	print_row(f, width, head);
+	for (uint32_t i = 0; i < r->nrec; i++) {
+		const char *cols[COLS];
+
+		for (int c = 0; c < COLS; c++)
+			cols[c] = cell[i][c];
+		print_row(f, width, cols);
+	}
+	free(cell);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch == '\t')
+			fputs("\\t", f);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+/* Records become objects; "pids" (numbers as text) becomes a number array. */
+void render_json(FILE *f, const struct proto_reply *r)
+{
+	fputc('[', f);
+	for (uint32_t i = 0; i < r->nrec; i++) {
+		const struct proto_record *rec = &r->recs[i];
+
+		fputs(i ? ",\n {" : "\n {", f);
+		for (int j = 0; j < rec->nfields; j++) {
+			const struct proto_field *fl = &rec->fields[j];
+			bool numeric = strcmp(fl->key, "pids") == 0;
+
+			if (j)
+				fputs(", ", f);
+			json_string(f, fl->key);
+			fputs(": ", f);
+			if (fl->type == 'i') {
+				fprintf(f, "%lld", (long long)fl->num);
+			} else if (fl->type == 's') {
+				json_string(f, fl->str ? fl->str : "");
+			} else {
+				fputc('[', f);
+				for (int k = 0; k < fl->nitems; k++) {
+					if (k)
+						fputs(", ", f);
+					if (numeric)
+						fputs(fl->items[k], f);
+					else
+						json_string(f, fl->items[k]);
+				}
+				fputc(']', f);
+			}
+		}
+		fputc('}', f);
+	}
+	fputs(r->nrec ? "\n]\n" : "]\n", f);
+}
+
+static void list_text(FILE *f, const struct proto_field *fl)
+{
+	for (int k = 0; fl && k < fl->nitems; k++)
+		fprintf(f, "%s%s", k ? ", " : "", fl->items[k]);
+}
+
+void render_deps(FILE *f, const struct proto_reply *r, bool dot)
+{
+	if (dot)
+		fputs("digraph drover {\n\trankdir=LR;\n\tnode [shape=box];\n", f);
+	for (uint32_t i = 0; i < r->nrec; i++) {
+		const struct proto_record *rec = &r->recs[i];
+		const struct proto_field *req = proto_get(rec, "requires"), *aft = proto_get(rec, "after");
+		const char *name = fstr(rec, "name");
+
+		if (!dot) {
+			fprintf(f, "%s (%s)", name, fstr(rec, "state"));
+			if (req && req->nitems) {
+				fputs("  requires: ", f);
+				list_text(f, req);
+			}
+			if (aft && aft->nitems) {
+				fputs("  after: ", f);
+				list_text(f, aft);
+			}
+			fputc('\n', f);
+			continue;
+		}
+		fprintf(f, "\t\"%s\";\n", name);
+		for (int k = 0; req && k < req->nitems; k++)
+			fprintf(f, "\t\"%s\" -> \"%s\";\n", name, req->items[k]);
+		for (int k = 0; aft && k < aft->nitems; k++)
+			fprintf(f, "\t\"%s\" -> \"%s\" [style=dashed];\n", name, aft->items[k]);
+	}
+	if (dot)
+		fputs("}\n", f);
+}
+
+void render_log_lines(FILE *f, const struct proto_reply *r, const char *name)
+{
+	for (uint32_t i = 0; i < r->nrec; i++) {
+		const struct proto_record *rec = &r->recs[i];
+		long long when = fint(rec, "time", 0), pid = fint(rec, "pid", 0);
+		time_t secs = (time_t)(when / 1000);
+		struct tm tm;
+		char stamp[32];
+
+		localtime_r(&secs, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+		if (pid)
+			fprintf(f, "%s.%03lld %s[%lld]: %s\n", stamp, when % 1000, name, pid, fstr(rec, "line"));
+		else
+			fprintf(f, "%s.%03lld %s: %s\n", stamp, when % 1000, name, fstr(rec, "line"));
+	}
+	fflush(f);
+}
+
+void render_changes(FILE *f, const struct proto_reply *r)
+{
+	for (uint32_t i = 0; i < r->nrec; i++)
+		fprintf(f, "  %-9s %s\n", fstr(&r->recs[i], "change"), fstr(&r->recs[i], "name"));
+}

@@ -1,0 +1,18 @@
+/* render.h - how drover shows what droverd answered: tables, JSON, text. */
+#ifndef DROVER_RENDER_H
+#define DROVER_RENDER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "proto.h"
+
+void render_status_table(FILE *f, const struct proto_reply *r);
+void render_json(FILE *f, const struct proto_reply *r);
+void render_deps(FILE *f, const struct proto_reply *r, bool dot);
+void render_log_lines(FILE *f, const struct proto_reply *r, const char *name);
+void render_changes(FILE *f, const struct proto_reply *r);
+/* "3d4h", "5m12s", "850ms" */
+void render_duration(long long ms, char *out, size_t len);
+
+#endif

@@ -1,0 +1,440 @@
+/* control.c - see control.h. */
+#include "control.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum {
+	CONN_MAX = 64,
+	IDLE_MS = 10000,
+	OUT_MAX = 32 << 20,
+	FOLLOW_OUT_MAX = 1 << 20,
+};
+
+static struct watch listener = { .fd = -1 };
+static struct conn *conns;
+static int nconns;
+static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static bool group_set;
+static gid_t group_id;
+
+int control_fd(void)
+{
+	return listener.fd;
+}
+
+const char *control_path(void)
+{
+	return sock_path;
+}
+
+static void conn_free(struct conn *c)
+{
+	for (struct conn **pp = &conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	nconns--;
+	if (c->following) {
+		struct service *s = svc_find(c->following);
+
+		if (s)
+			svclog_unfollow(s, &c->follow);
+		free(c->following);
+	}
+	for (int i = 0; i < c->nwait; i++)
+		free(c->wait_names[i]);
+	free(c->wait_names);
+	timer_cancel(&c->t_timeout);
+	loop_del(&c->w);
+	close(c->w.fd);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+}
+
+/* Writes what the socket takes; the rest waits for EPOLLOUT. */
+static void conn_flush(struct conn *c)
+{
+	while (c->out.len) {
+		ssize_t n = send(c->w.fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0) {
+			buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		conn_free(c);	/* the client went away */
+		return;
+	}
+	if (!c->out.len && c->closing) {
+		conn_free(c);
+		return;
+	}
+	loop_mod(&c->w, c->out.len ? EPOLLIN | EPOLLOUT : (c->closing ? EPOLLOUT : EPOLLIN));
+}
+
+void conn_begin(struct conn *c, struct proto_writer *w, enum proto_kind kind, int status, const char *msg)
+{
+	proto_reply_begin(w, &c->out, kind, status, msg);
+}
+
+void conn_end(struct conn *c, struct proto_writer *w)
+{
+	if (!proto_reply_end(w)) {
+		struct proto_writer e;
+
+		proto_reply_begin(&e, &c->out, PK_REPLY, 1, "reply too large or out of memory in droverd");
+		proto_reply_end(&e);
+		c->closing = true;
+	}
+	if (w->b->len && ((const uint8_t *)w->b->data)[5] == PK_REPLY && !c->following)
+		c->closing = true;
+	conn_flush(c);
+}
+
+void conn_reply(struct conn *c, int status, const char *fmt, ...)
+{
+	struct proto_writer w;
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	conn_begin(c, &w, PK_REPLY, status, msg);
+	c->closing = true;
+	conn_end(c, &w);
+}
+
+static void conn_timeout(struct timer *t)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, t_timeout));
+
+	if (c->waiting) {
+		conn_wait_fn *fn = c->waiting;
+
+		c->waiting = NULL;
+		fn(c, true);
+		return;
+	}
+	conn_reply(c, 1, "no complete request within %d seconds", IDLE_MS / 1000);
+}
+
+void conn_wait(struct conn *c, conn_wait_fn *fn, char **names, int n, int kind, int64_t timeout)
+{
+	c->waiting = fn;
+	c->wait_names = names;
+	c->nwait = n;
+	c->wait_kind = kind;
+	if (timeout > 0)
+		timer_after(&c->t_timeout, timeout, conn_timeout);
+	if (fn(c, false))
+		c->waiting = NULL;
+}
+
+void control_poll_waiters(void)
+{
+	for (struct conn *c = conns, *next; c; c = next) {
+		next = c->next;
+		if (c->waiting && c->waiting(c, false)) {
+			c->waiting = NULL;
+			timer_cancel(&c->t_timeout);
+		}
+	}
+}
+
+static void follow_line(struct follower *f, struct service *s, const struct log_entry *e)
+{
+	struct conn *c = (struct conn *)((char *)f - offsetof(struct conn, follow));
+	struct proto_writer w;
+
+	(void)s;
+	if (c->out.len > FOLLOW_OUT_MAX) {
+		c->follow_dropped++;
+		return;
+	}
+	conn_begin(c, &w, PK_PART, 0, NULL);
+	if (c->follow_dropped) {
+		char note[96];
+
+		snprintf(note, sizeof(note), "(%lu lines dropped: the client reads too slowly)",
+			 c->follow_dropped);
+		proto_record(&w);
+		proto_int(&w, "time", e->when);
+		proto_int(&w, "pid", 0);
+		proto_str(&w, "line", note);
+		c->follow_dropped = 0;
+	}
+	proto_record(&w);
+	proto_int(&w, "time", e->when);
+	proto_int(&w, "pid", e->pid);
+	proto_strn(&w, "line", e->text, e->len);
+	conn_end(c, &w);
+}
+
+void conn_follow(struct conn *c, struct service *s)
+{
+	c->following = strdup(s->conf->name);
+	if (!c->following)
+		return;
+	c->follow.fn = follow_line;
+	svclog_follow(s, &c->follow);
+}
+
+static void handle_request(struct conn *c, size_t size)
+{
+	struct arena a = { 0 };
+	char **argv;
+	int argc;
+	const char *err = proto_decode_request(c->in.data, size, &a, &argv, &argc);
+
+	buf_consume(&c->in, size);
+	timer_cancel(&c->t_timeout);
+	if (err)
+		conn_reply(c, 1, "bad request: %s", err);
+	else
+		control_dispatch(c, argc, argv);
+	arena_free(&a);
+}
+
+static void conn_readable(struct conn *c)
+{
+	char chunk[8192];
+	ssize_t n;
+	long size;
+
+	while ((n = recv(c->w.fd, chunk, sizeof(chunk), MSG_DONTWAIT)) > 0) {
+		if (c->waiting || c->following || c->closing)
+			continue;	/* one request per connection: ignore more */
+		if (!buf_add(&c->in, chunk, (size_t)n)) {
+			conn_reply(c, 1, "bad request: larger than %d bytes", PROTO_REQUEST_MAX);
+			return;
+		}
+		size = proto_frame_size(c->in.data, c->in.len, PROTO_REQUEST_MAX);
+		if (size < 0) {
+			conn_reply(c, 1, "bad request: bad frame length");
+			return;
+		}
+		if (size > 0 && c->in.len >= (size_t)size) {
+			if (c->in.len > (size_t)size) {
+				conn_reply(c, 1, "bad request: trailing bytes after the request");
+				return;
+			}
+			handle_request(c, (size_t)size);
+			return;
+		}
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		conn_free(c);	/* the client hung up (or a follower quit) */
+}
+
+static void conn_event(struct watch *w, uint32_t events)
+{
+	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, w));
+
+	if (events & EPOLLOUT) {
+		conn_flush(c);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		conn_readable(c);
+}
+
+static bool in_group(int fd, gid_t gid, gid_t primary)
+{
+	gid_t groups[NGROUPS_MAX];
+	socklen_t len = sizeof(groups);
+
+	if (primary == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+static bool authorized(struct conn *c, const struct ucred *cr)
+{
+	return cr->uid == 0 || cr->uid == geteuid() || (group_set && in_group(c->w.fd, group_id, cr->gid));
+}
+
+static void accept_one(int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->in.max = PROTO_REQUEST_MAX + 4;
+	c->out.max = OUT_MAX;
+	c->next = conns;
+	conns = c;
+	nconns++;
+	if (loop_add(&c->w, fd, EPOLLIN, conn_event) < 0) {
+		c->w.fd = fd;
+		conn_free(c);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		conn_reply(c, 1, "permission denied: cannot read your credentials");
+		return;
+	}
+	c->uid = cr.uid;
+	c->pid = cr.pid;
+	if (!authorized(c, &cr)) {
+		log_warn("control: uid %u (pid %d) was refused", (unsigned)cr.uid, (int)cr.pid);
+		conn_reply(c, 1, "permission denied: uid %u may not control droverd (root, uid %u%s%s%s may)",
+			   (unsigned)cr.uid, (unsigned)geteuid(), group_set ? " and members of group " : "",
+			   group_set && getgrgid(group_id) ? getgrgid(group_id)->gr_name : "",
+			   group_set && !getgrgid(group_id) ? "(gid)" : "");
+		return;
+	}
+	if (nconns > CONN_MAX) {
+		conn_reply(c, 1, "droverd is busy: more than %d control connections", CONN_MAX);
+		return;
+	}
+	timer_after(&c->t_timeout, IDLE_MS, conn_timeout);
+}
+
+static void listener_event(struct watch *w, uint32_t events)
+{
+	(void)events;
+	for (int i = 0; i < 16; i++) {
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("control: cannot accept a connection: %s", strerror(errno));
+			return;
+		}
+		accept_one(fd);
+	}
+}
+
+static int make_parent(const char *path)
+{
+	char dir[sizeof(sock_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno == ENOENT && make_parent(dir) == 0 && mkdir(dir, 0755) == 0)
+		return 0;
+	return -1;
+}
+
+static int bind_control(const char *path, char *err, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, probe;
+	mode_t old;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, len, "control socket path %s is too long", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, len, "%s exists and is not a socket", path);
+			return -1;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (probe >= 0 && (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN)) {
+			close(probe);
+			snprintf(err, len, "another droverd is already listening on %s", path);
+			return -1;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	if (make_parent(path) < 0) {
+		snprintf(err, len, "cannot create the directory of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	old = umask(group_set ? 0117 : 0177);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		umask(old);
+		snprintf(err, len, "cannot listen on control socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	umask(old);
+	if (group_set && chown(path, (uid_t)-1, group_id) < 0) {
+		snprintf(err, len, "cannot give %s to group %u: %s", path, (unsigned)group_id, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, char *err, size_t len)
+{
+	int fd;
+
+	group_set = has_group;
+	group_id = group;
+	snprintf(sock_path, sizeof(sock_path), "%s", path);
+	fd = adopt_fd >= 0 ? adopt_fd : bind_control(path, err, len);
+	if (fd < 0)
+		return -1;
+	if (loop_add(&listener, fd, EPOLLIN, listener_event) < 0) {
+		snprintf(err, len, "cannot watch the control socket: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+void control_close(void)
+{
+	if (listener.fd < 0)
+		return;
+	loop_del(&listener);
+	close(listener.fd);
+	listener.fd = -1;
+	unlink(sock_path);
+}
+
+void control_flush_all(void)
+{
+	while (conns) {
+		struct conn *c = conns;
+
+		if (c->out.len)
+			send(c->w.fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		conn_free(c);
+	}
+}

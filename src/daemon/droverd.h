@@ -1,0 +1,22 @@
+/* droverd.h - the daemon as a whole: what any part may ask of it. */
+#ifndef DROVER_DROVERD_H
+#define DROVER_DROVERD_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+
+/* Begin shutdown (graceful, or fast: SIGKILL); droverd exits with code once
+ * every process is gone. The first request's code wins. */
+void droverd_shutdown(bool fast, int code);
+bool droverd_shutting_down(void);
+/* After each evaluation: finish shutdown, tell systemd we are ready. */
+void droverd_after_evaluation(void);
+/* Around a reload: tells systemd (RELOADING=1 ... READY=1). */
+void droverd_reloading(bool begin);
+/* The configuration now in force. */
+struct conf *droverd_conf(void);
+void droverd_set_conf(struct conf *c);
+const char *droverd_conf_path(void);
+
+#endif

@@ -1,0 +1,31 @@
+/* launch.h - start one process of a service, as SPEC section 4 describes.
+ *
+ * Builds what the process gets (environment, descriptors, credentials,
+ * limits) from the service's configuration and runtime, spawns it, and
+ * records it. Used by every mode: the main process of daemon/oneshot/timer,
+ * prefork workers, and accept-mode connection handlers. */
+#ifndef DROVER_LAUNCH_H
+#define DROVER_LAUNCH_H
+
+#include <stddef.h>
+#include <sys/resource.h>
+
+#include "service.h"
+
+struct launch_opts {
+	int slot;			/* prefork: DROVER_WORKER; -1 none */
+	int conn_fd;			/* accept: the connection as stdin/stdout; -1 none */
+	const char *const *extra_env;	/* accept: REMOTE_ADDR=... */
+	int nextra;
+	bool no_listeners;		/* accept: the handler gets the connection only */
+};
+
+/* The process, recorded in s->procs; NULL with a reason in err. */
+struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len);
+
+/* Set once at start-up. */
+void launch_init(const struct rlimit *nofile_for_children, int devnull);
+void launch_set_notify_socket(const char *name);
+const char *launch_notify_socket(void);
+
+#endif

@@ -1,0 +1,218 @@
+/* listen.c - see listen.h. */
+#include "listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static bool ensure_array(struct service *s)
+{
+	int n = s->conf->nlisten;
+
+	if (s->lis || n == 0)
+		return true;
+	if (!(s->lis = calloc((size_t)n, sizeof(*s->lis))))
+		return false;
+	s->nlis = n;
+	for (int i = 0; i < n; i++) {
+		s->lis[i].fd = -1;
+		s->lis[i].conf = &s->conf->listen[i];
+		s->lis[i].svc = s;
+	}
+	return true;
+}
+
+static int setopt(int fd, int level, int name, int value)
+{
+	return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+/* A unix socket file left by a previous run is replaced; anything else at
+ * that path (a live socket, a regular file) is not touched. */
+static const char *clear_unix_path(const struct listen_conf *l)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
+	struct stat st;
+	int probe, rc;
+
+	if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0)
+		return NULL;	/* abstract, or nothing there */
+	if (!S_ISSOCK(st.st_mode))
+		return "the path exists and is not a socket (not removed)";
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return NULL;
+	rc = connect(probe, (const struct sockaddr *)&l->addr, l->addrlen);
+	close(probe);
+	if (rc == 0 || errno == EAGAIN)
+		return "another process is listening on it";
+	if (errno == ECONNREFUSED)
+		unlink(un->sun_path);
+	return NULL;
+}
+
+static const char *prepare(int fd, const struct listen_conf *l)
+{
+	if (l->family != AF_UNIX && l->socktype == SOCK_STREAM && setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+		return "setsockopt SO_REUSEADDR";
+	if (l->family == AF_INET6 && setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, l->dualstack ? 0 : 1) < 0)
+		return "setsockopt IPV6_V6ONLY";
+	if (l->reuseport && setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
+		return "setsockopt SO_REUSEPORT";
+	if (l->freebind && l->family == AF_INET && setopt(fd, IPPROTO_IP, IP_FREEBIND, 1) < 0)
+		return "setsockopt IP_FREEBIND";
+	if (l->freebind && l->family == AF_INET6 && setopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1) < 0)
+		return "setsockopt IPV6_FREEBIND";
+	return NULL;
+}
+
+/* The file gets its mode at bind time (the umask is droverd's alone: it is
+ * single-threaded), then its owner: never a moment with looser access. */
+static const char *bind_unix(int fd, const struct listen_conf *l)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
+	mode_t old = umask(0777 & ~(l->has_mode ? l->mode : 0666));
+	int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
+
+	umask(old);
+	if (rc < 0)
+		return "bind";
+	if ((l->has_owner || l->has_group) &&
+	    lchown(un->sun_path, l->has_owner ? l->owner : (uid_t)-1, l->has_group ? l->group : (gid_t)-1) < 0)
+		return "chown";
+	return NULL;
+}
+
+static int open_one(const struct listen_conf *l, char *err, size_t len)
+{
+	int fd = socket(l->family, l->socktype | SOCK_CLOEXEC, 0);
+	const char *step = NULL;
+
+	if (fd < 0) {
+		snprintf(err, len, "cannot listen on %s: socket: %s", l->text, strerror(errno));
+		return -1;
+	}
+	if (l->family == AF_UNIX && (step = clear_unix_path(l))) {
+		snprintf(err, len, "cannot listen on %s: %s", l->text, step);
+		close(fd);
+		return -1;
+	}
+	if (!(step = prepare(fd, l))) {
+		if (l->family == AF_UNIX)
+			step = bind_unix(fd, l);
+		else if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)
+			step = "bind";
+	}
+	if (!step && l->socktype == SOCK_STREAM && listen(fd, l->backlog ? l->backlog : 4096) < 0)
+		step = "listen";
+	if (step) {
+		snprintf(err, len, "cannot listen on %s: %s: %s", l->text, step, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int listen_open(struct service *s, char *err, size_t len)
+{
+	if (!ensure_array(s)) {
+		snprintf(err, len, "cannot listen: out of memory");
+		return -1;
+	}
+	for (int i = 0; i < s->nlis; i++) {
+		if (s->lis[i].fd >= 0)
+			continue;
+		if ((s->lis[i].fd = open_one(s->lis[i].conf, err, len)) < 0)
+			return -1;
+		log_info("%s: listening on %s", s->conf->name, s->lis[i].conf->text);
+	}
+	return 0;
+}
+
+static void close_one(struct listener *l)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->conf->addr;
+
+	loop_del(&l->w);
+	if (l->fd < 0)
+		return;
+	close(l->fd);
+	l->fd = -1;
+	if (l->conf->family == AF_UNIX && un->sun_path[0])
+		unlink(un->sun_path);
+}
+
+void listen_close(struct service *s)
+{
+	for (int i = 0; i < s->nlis; i++)
+		close_one(&s->lis[i]);
+	free(s->lis);
+	s->lis = NULL;
+	s->nlis = 0;
+}
+
+void listen_rebuild(struct service *s)
+{
+	struct listener *old = s->lis;
+	int nold = s->nlis;
+
+	s->lis = NULL;
+	s->nlis = 0;
+	if (!ensure_array(s)) {
+		log_error("%s: out of memory rebuilding its listeners; they are closed", s->conf->name);
+		s->lis = NULL;
+	}
+	for (int i = 0; s->lis && i < s->nlis; i++)
+		for (int j = 0; j < nold; j++) {
+			if (old[j].fd < 0 || strcmp(old[j].conf->key, s->lis[i].conf->key) != 0)
+				continue;
+			loop_del(&old[j].w);
+			s->lis[i].fd = old[j].fd;
+			old[j].fd = -1;
+			break;
+		}
+	for (int j = 0; j < nold; j++)
+		close_one(&old[j]);
+	free(old);
+}
+
+int listen_count(const struct service *s)
+{
+	return s->lis ? s->nlis : 0;
+}
+
+int listen_fd(const struct service *s, int i)
+{
+	return s->lis[i].fd;
+}
+
+const char *listen_fdnames(const struct service *s)
+{
+	static char buf[LISTEN_MAX * 256 + 32];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "LISTEN_FDNAMES=");
+
+	for (int i = 0; i < listen_count(s) && n < sizeof(buf); i++) {
+		const char *name = s->lis[i].conf->fdname ? s->lis[i].conf->fdname : s->conf->name;
+
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ":" : "", name);
+	}
+	return buf;
+}
+
+void listen_describe(const struct service *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < s->conf->nlisten && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? " " : "", s->conf->listen[i].text);
+}

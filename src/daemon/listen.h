@@ -1,0 +1,32 @@
+/* listen.h - the listening sockets droverd owns for its services.
+ *
+ * droverd binds every listener itself, before any process of its service
+ * starts, so unprivileged workers can serve privileged ports. Sockets
+ * passed to services stay blocking (programs expect that of inherited
+ * listeners); droverd only watches them for readiness, except in accept
+ * mode, where it alone accepts. A listener whose address and options did
+ * not change across a reload is the same open socket afterwards. */
+#ifndef DROVER_LISTEN_H
+#define DROVER_LISTEN_H
+
+#include <stddef.h>
+
+#include "service.h"
+
+enum { LISTEN_MAX = 64 };
+
+/* Bind what is not bound yet. 0, or -1 with "cannot listen on ADDR: why". */
+int listen_open(struct service *s, char *err, size_t len);
+void listen_close(struct service *s);
+/* After s->conf changed: listeners follow the new definition; a socket
+ * whose address and options are unchanged stays the same open socket,
+ * the others are closed. */
+void listen_rebuild(struct service *s);
+int listen_count(const struct service *s);
+int listen_fd(const struct service *s, int i);
+/* "LISTEN_FDNAMES=a:b" (static buffer). */
+const char *listen_fdnames(const struct service *s);
+/* "tcp:0.0.0.0:80, unix:/run/x.sock" for status. */
+void listen_describe(const struct service *s, char *out, size_t len);
+
+#endif

@@ -1,0 +1,40 @@
+/* log.h - droverd's own log, and the lines of services that inherit it.
+ *
+ * Destinations: stderr (default), syslog (datagrams to /dev/log), or a file
+ * (reopened on SIGUSR1). Writes never block: see sink.h. Messages state
+ * what, where and why; log_errno adds the system's reason. Before the loop
+ * runs, fatal() ends droverd with a message and exit status 1. */
+#ifndef DROVER_LOG_H
+#define DROVER_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf.h"
+
+enum log_level { LV_ERROR, LV_WARN, LV_INFO, LV_DEBUG };
+
+void log_init(void);
+/* Switch destination; on failure the current one stays and err says why. */
+int log_configure(enum log_kind kind, const char *path, char *err, size_t errlen);
+void log_reopen(void);
+void log_set_verbose(bool on);
+/* Which destination droverd's log uses now (the upgrade hands it over). */
+int log_current_fd(void);
+
+void log_msg(enum log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LV_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LV_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LV_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LV_DEBUG, __VA_ARGS__)
+void log_errno(const char *what);
+/* One line of a service's output: "NAME[PID]: line". */
+void log_output(const char *name, pid_t pid, const char *line, size_t len);
+
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "2026-11-22T10:01:02.345+0100" into out (>= 32 bytes). */
+void log_timestamp(char *out, size_t len);
+
+#endif

@@ -1,0 +1,17 @@
+/* pool.h - services whose processes come and go with connections:
+ * prefork pools, accept mode, and daemons started on demand. */
+#ifndef DROVER_POOL_H
+#define DROVER_POOL_H
+
+#include "service.h"
+
+void pool_start(struct service *s);
+void pool_wait_demand(struct service *s);
+void pool_stop_accepting(struct service *s);
+void pool_release(struct service *s);
+void pool_proc_exited(struct service *s, struct proc *p, int status);
+void pool_notify(struct service *s, struct proc *p, const char *key, const char *value);
+void pool_apply_live(struct service *s);
+void pool_roll(struct service *s);
+
+#endif

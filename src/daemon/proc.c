@@ -1,0 +1,202 @@
+/* proc.c - see proc.h.
+ *
+ * Every process droverd starts leads its own process group (setsid), so the
+ * group id is the leader's pid. The kernel keeps that id reserved while any
+ * member lives, even after the leader was reaped; droverd stops signalling a
+ * group as soon as it finds it empty, which keeps the window in which the id
+ * could be reused by an unrelated process as small as the kernel allows. */
+#include "proc.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "output.h"
+
+enum { BUCKETS = 4096, RECHECK_MS = 100 };
+
+static struct proc *table[BUCKETS];	/* leaders not yet reaped, by pid */
+static struct proc *remnants;		/* reaped leaders whose group lives on */
+static unsigned live;
+
+static unsigned bucket(pid_t pid)
+{
+	return (unsigned)pid % BUCKETS;
+}
+
+struct proc *proc_find(pid_t pid)
+{
+	for (struct proc *p = table[bucket(pid)]; p; p = p->hnext)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+struct proc *proc_new(struct service *s, pid_t pid, int pidfd)
+{
+	struct proc *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	p->pidfd = pidfd;
+	p->svc = s;
+	p->started = loop_now();
+	p->hnext = table[bucket(pid)];
+	table[bucket(pid)] = p;
+	p->next = s->procs;
+	s->procs = p;
+	s->nprocs++;
+	live++;
+	return p;
+}
+
+static void unlink_table(struct proc *p)
+{
+	for (struct proc **pp = &table[bucket(p->pid)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == p) {
+			*pp = p->hnext;
+			return;
+		}
+}
+
+static void unlink_service(struct proc *p)
+{
+	struct service *s = p->svc;
+
+	if (!s)
+		return;
+	for (struct proc **pp = &s->procs; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			s->nprocs--;
+			break;
+		}
+	p->svc = NULL;
+}
+
+static void proc_free(struct proc *p)
+{
+	struct service *s = p->svc;
+
+	timer_cancel(&p->t_kill);
+	output_close(p);
+	unlink_service(p);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	free(p);
+	live--;
+	if (s)
+		svc_schedule();	/* its last process may just have gone */
+}
+
+unsigned proc_count(void)
+{
+	return live;
+}
+
+int proc_signal(struct proc *p, int sig)
+{
+	if (p->pidfd >= 0)
+		return pidfd_send_signal(p->pidfd, sig, NULL, 0);
+	return kill(p->pid, sig);
+}
+
+void proc_signal_group(struct proc *p, int sig)
+{
+	if (kill(-p->pid, sig) < 0 && errno == ESRCH && p->pidfd >= 0)
+		proc_signal(p, sig);	/* not a group leader (yet): the process alone */
+}
+
+static bool group_alive(struct proc *p)
+{
+	return kill(-p->pid, 0) == 0 || errno == EPERM;
+}
+
+static void remnant_drop(struct proc *p)
+{
+	for (struct proc **pp = &remnants; *pp; pp = &(*pp)->hnext)
+		if (*pp == p) {
+			*pp = p->hnext;
+			proc_free(p);
+			return;
+		}
+}
+
+static void kill_timeout(struct timer *t)
+{
+	struct proc *p = (struct proc *)((char *)t - offsetof(struct proc, t_kill));
+
+	if (p->pidfd < 0 && !group_alive(p)) {
+		remnant_drop(p);	/* emptied without a reap of ours */
+		return;
+	}
+	if (!p->killed) {
+		log_warn("%s: pid %d did not stop within %lldms: killing its process group",
+			 p->svc ? p->svc->conf->name : "?", (int)p->pid,
+			 (long long)(p->svc ? p->svc->conf->stop_timeout : 0));
+		p->killed = true;
+	}
+	proc_signal_group(p, SIGKILL);
+	timer_after(&p->t_kill, RECHECK_MS, kill_timeout);
+}
+
+void proc_stop(struct proc *p, int sig, int64_t timeout)
+{
+	if (!p->stopping) {
+		p->stopping = true;
+		proc_signal_group(p, sig);
+		if (sig != SIGKILL && sig != SIGCONT)
+			proc_signal_group(p, SIGCONT);	/* a stopped process must see it */
+		timer_after(&p->t_kill, timeout, kill_timeout);
+	}
+}
+
+/* The leader is gone: remaining group members get the stop sequence now
+ * (helpers never outlive their service). */
+void proc_leader_exited(struct proc *p)
+{
+	unlink_table(p);
+	if (p->pidfd >= 0) {
+		close(p->pidfd);
+		p->pidfd = -1;
+	}
+	if (!group_alive(p)) {
+		proc_free(p);
+		return;
+	}
+	if (!p->stopping && p->svc)
+		proc_stop(p, p->svc->conf->stop_signal, p->svc->conf->stop_timeout);
+	else if (!p->stopping)
+		proc_stop(p, SIGKILL, RECHECK_MS);
+	p->hnext = remnants;
+	remnants = p;
+}
+
+void proc_sweep(void)
+{
+	for (struct proc **pp = &remnants; *pp;) {
+		struct proc *p = *pp;
+
+		if (group_alive(p)) {
+			pp = &p->hnext;
+			continue;
+		}
+		*pp = p->hnext;
+		proc_free(p);
+	}
+}
+
+void proc_foreach(void (*fn)(struct proc *p, void *arg), void *arg)
+{
+	for (unsigned i = 0; i < BUCKETS; i++)
+		for (struct proc *p = table[i]; p; p = p->hnext)
+			fn(p, arg);
+	for (struct proc *p = remnants; p; p = p->hnext)
+		fn(p, arg);
+}

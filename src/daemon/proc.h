@@ -1,0 +1,29 @@
+/* proc.h - the processes droverd started, by pid, and how they are stopped.
+ *
+ * A process record lives from spawn until its leader has been reaped AND its
+ * process group is empty: helpers a service forked are stopped with it
+ * (stop signal to the group, SIGKILL to the group after stop_timeout), and
+ * the service counts as stopped only when none is left. */
+#ifndef DROVER_PROC_H
+#define DROVER_PROC_H
+
+#include "service.h"
+
+struct proc *proc_new(struct service *s, pid_t pid, int pidfd);
+struct proc *proc_find(pid_t pid);
+/* The leader was reaped: forget the pid, finish off its group. */
+void proc_leader_exited(struct proc *p);
+/* Signal the leader only (pidfd where possible). */
+int proc_signal(struct proc *p, int sig);
+/* Signal the whole process group. */
+void proc_signal_group(struct proc *p, int sig);
+/* Graceful stop: sig (and SIGCONT) to the group, SIGKILL after timeout. */
+void proc_stop(struct proc *p, int sig, int64_t timeout);
+/* After any reap: free records whose group has emptied. */
+void proc_sweep(void);
+/* Count of live records (leaders not yet reaped, or groups not empty). */
+unsigned proc_count(void);
+/* Call fn for every record (the upgrade hand-over walks them). */
+void proc_foreach(void (*fn)(struct proc *p, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,159 @@
+/* service.c - the list of services and what an administrator can ask of one.
+ *
+ * Requests only change what is wanted; service_run.c works out what to do
+ * about it on the next evaluation. */
+#include "service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "deps.h"
+#include "listen.h"
+#include "log.h"
+#include "proc.h"
+#include "svclog.h"
+#include "value.h"
+
+struct service *services;
+
+const char *svc_state_name(enum svc_state st)
+{
+	static const char *const names[] = {
+		"stopped", "starting", "ready", "stopping", "backoff", "failed", "done", "waiting", "running",
+	};
+
+	return names[st];
+}
+
+struct service *svc_find(const char *name)
+{
+	for (struct service *s = services; s; s = s->next)
+		if (!s->removed && strcmp(s->conf->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+struct service *svc_new(struct svc_conf *conf, struct conf *owner)
+{
+	struct service *s = calloc(1, sizeof(*s)), **tail = &services;
+
+	if (!s)
+		return NULL;
+	s->conf = conf;
+	s->owner = owner;
+	owner->refs++;
+	s->state = ST_STOPPED;
+	s->since = loop_now();
+	s->last_status = -1;
+	s->generation = 1;
+	s->next_every = -1;
+	s->last_every = -1;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = s;
+	svclog_configure(s);
+	return s;
+}
+
+void conf_release(struct conf *c)
+{
+	if (c && --c->refs == 0)
+		conf_free(c);
+}
+
+void svc_free(struct service *s)
+{
+	for (struct service **pp = &services; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	timer_cancel(&s->t_restart);
+	timer_cancel(&s->t_ready);
+	timer_cancel(&s->t_watchdog);
+	timer_cancel(&s->t_sched);
+	listen_close(s);
+	svclog_free(s);
+	free(s->status_text);
+	conf_release(s->owner);
+	free(s);
+}
+
+int svc_start(struct service *s, char *err, size_t len)
+{
+	(void)err;
+	(void)len;
+	/* An explicit start retries at once, and runs a finished oneshot again. */
+	if (s->state == ST_FAILED || s->state == ST_DONE || s->state == ST_BACKOFF) {
+		timer_cancel(&s->t_restart);
+		s->state = ST_STOPPED;
+		s->since = loop_now();
+	}
+	deps_pull_up(s);
+	/* Pulled-in requirements that failed get their retry too. */
+	for (struct service *d = services; d; d = d->next)
+		if (d->want && (d->state == ST_FAILED || d->state == ST_BACKOFF)) {
+			timer_cancel(&d->t_restart);
+			d->state = ST_STOPPED;
+		}
+	svc_schedule();
+	return 0;
+}
+
+int svc_stop(struct service *s, char *err, size_t len)
+{
+	(void)err;
+	(void)len;
+	deps_push_down(s, "stopped by request");
+	svc_schedule();
+	return 0;
+}
+
+int svc_restart(struct service *s, char *err, size_t len)
+{
+	bool running = false;
+
+	for (struct proc *p = s->procs; p; p = p->next)
+		running |= !p->exited;
+	if (!running)
+		return svc_start(s, err, len);
+	deps_pull_up(s);
+	s->restarts++;
+	svc_begin_stop(s, "restarting");
+	svc_schedule();
+	return 0;
+}
+
+void svc_signal_all(struct service *s, int sig)
+{
+	for (struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited)
+			proc_signal(p, sig);
+}
+
+void svc_describe_status(int status, char *out, size_t len)
+{
+	if (status < 0)
+		snprintf(out, len, "did not run");
+	else if (WIFEXITED(status))
+		snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(out, len, "%s by signal %d (%s)", WCOREDUMP(status) ? "dumped core, killed" : "killed",
+			 WTERMSIG(status), signal_name(WTERMSIG(status)));
+	else
+		snprintf(out, len, "ended with wait status %#x", (unsigned)status);
+}
+
+int svc_exit_code(int status)
+{
+	if (status < 0)
+		return 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}

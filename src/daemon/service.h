@@ -1,0 +1,136 @@
+/* service.h - what droverd knows about each service and each process.
+ *
+ * Plain structures: a service refers to its configuration, its processes,
+ * its timers and its output; nothing else holds runtime state. The state
+ * machine (service.c) decides from (state, wanted, dependencies) what to do
+ * next; everything else reports events to it. */
+#ifndef DROVER_SERVICE_H
+#define DROVER_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "conf.h"
+#include "loop.h"
+
+enum svc_state {
+	ST_STOPPED,	/* no process, not wanted */
+	ST_STARTING,	/* wanted: waiting for requirements, or started and not ready */
+	ST_READY,
+	ST_STOPPING,	/* asked to stop, processes still running */
+	ST_BACKOFF,	/* failed, restart scheduled at next_attempt */
+	ST_FAILED,	/* failed and not restarted automatically; `reason` says why */
+	ST_DONE,	/* oneshot finished successfully */
+	ST_WAITING,	/* timer between runs; start = demand before a connection */
+	ST_RUNNING,	/* timer: a run is in progress */
+};
+
+struct service;
+struct output;
+
+/* One bound listening socket of a service, in `listen` order. */
+struct listener {
+	int fd;			/* -1 until bound */
+	const struct listen_conf *conf;
+	struct service *svc;
+	struct watch w;		/* demand start, prefork growth, accept mode */
+};
+
+struct proc {
+	pid_t pid;
+	int pidfd;		/* -1 without kernel support */
+	struct service *svc;	/* NULL once its service is gone (still reaped) */
+	struct proc *next;	/* in svc->procs */
+	struct proc *hnext;	/* in the pid table */
+	unsigned gen;		/* service generation it was started for */
+	int slot;		/* prefork worker slot */
+	int64_t started;
+	bool ready;
+	bool exited;		/* leader reaped; the record waits for its group */
+	bool stopping;		/* stop signal sent */
+	bool killed;		/* SIGKILL sent */
+	struct output *out;	/* its stdout/stderr pipe */
+	struct timer t_kill;	/* stop_timeout, then SIGKILL */
+};
+
+struct service {
+	struct svc_conf *conf;
+	struct conf *owner;	/* the configuration conf points into */
+	struct service *next;	/* all services, in configuration order */
+	enum svc_state state;
+	bool want;		/* administrative target: up or down */
+	bool removed;		/* gone from the configuration: free when stopped */
+	bool restart_queued;	/* start again once stopped (restart, replace) */
+	bool was_up;		/* started since droverd began (for "for good") */
+	unsigned generation;
+	unsigned restarts;	/* restarts done, shown in status */
+	unsigned failures;	/* failed starts in a row: the backoff exponent */
+	int64_t since;		/* monotonic ms when the state began */
+	int64_t next_attempt;	/* backoff: when */
+	int last_status;	/* wait status of the last exit, -1 none */
+	char *status_text;	/* STATUS= from the service */
+	char reason[200];	/* why it failed / waits / stopped */
+	struct proc *procs;
+	int nprocs;
+	struct timer t_restart;	/* backoff */
+	struct timer t_ready;	/* ready_timeout */
+	struct timer t_watchdog;
+	struct timer t_sched;	/* timer mode: next run */
+	struct svc_log *log;	/* ring and file for its output; NULL until needed */
+	struct listener *lis;	/* conf->nlisten entries, or NULL */
+	int nlis;
+	bool fail_pending;	/* a stop we began because it failed: back off after */
+	bool started_by_demand;	/* start = demand: a connection is pending */
+	unsigned pull_stamp, push_stamp;	/* deps.c */
+	int64_t next_every;	/* timer: monotonic ms of the next `every` run, -1 none */
+	time_t next_at;		/* timer: wall clock of the next `at` run, 0 none */
+	int64_t last_every;	/* timer: when the last `every` run was due, -1 none */
+};
+
+/* All services, in configuration order. */
+extern struct service *services;
+
+struct service *svc_find(const char *name);
+struct service *svc_new(struct svc_conf *conf, struct conf *owner);
+void svc_free(struct service *s);
+const char *svc_state_name(enum svc_state st);
+
+/* Administrative requests. Each returns 0, or -1 with a message in err. */
+int svc_start(struct service *s, char *err, size_t len);
+int svc_stop(struct service *s, char *err, size_t len);
+int svc_restart(struct service *s, char *err, size_t len);
+void svc_signal_all(struct service *s, int sig);
+
+/* Events from the rest of droverd. */
+void svc_proc_exited(struct proc *p, int status);
+void svc_notify(struct proc *p, const char *key, const char *value);
+void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner, bool replace);
+
+/* Re-evaluate every service after a batch of events (called by the loop). */
+void svc_schedule(void);
+void svc_evaluate_all(void);
+
+/* Shutdown: every service down in reverse dependency order. */
+void svc_shutdown(bool fast);
+bool svc_all_stopped(void);
+/* True when no `auto` service is still starting (READY=1 to systemd). */
+bool svc_boot_settled(void);
+
+/* The text of a wait status: "exited with status 1", "killed by signal 9 (KILL)". */
+void svc_describe_status(int status, char *out, size_t len);
+/* What droverd exits with when a critical service ends: its status, or
+ * 128 + signal. */
+int svc_exit_code(int status);
+/* The current main process (daemon, oneshot, timer run), or NULL. */
+struct proc *svc_main_proc(struct service *s);
+/* A start failed or a process ended early: back off or stop for good.
+ * clean: it exited 0; uptime: how long it ran (ms). */
+void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime);
+/* Stop every process of s (stop_signal, then SIGKILL after stop_timeout). */
+void svc_begin_stop(struct service *s, const char *why);
+/* Drop a reference to a configuration; frees it with the last one. */
+void conf_release(struct conf *c);
+
+#endif

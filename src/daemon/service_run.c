@@ -1,0 +1,559 @@
+/* service_run.c - the service state machine.
+ *
+ * Events (a process exited, a notification arrived, a timer fired, an
+ * administrator asked) change a service's state or what is wanted of it and
+ * call svc_schedule(). After each batch of events the loop calls
+ * svc_evaluate_all(), which brings every service toward what is wanted, in
+ * dependency order, until nothing changes. Keeping every decision in one
+ * place is what keeps the rules (dependencies, backoff, reverse-order stop)
+ * consistent with each other. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "deps.h"
+#include "droverd.h"
+#include "launch.h"
+#include "listen.h"
+#include "log.h"
+#include "pool.h"
+#include "proc.h"
+#include "sched.h"
+#include "svclog.h"
+#include "service.h"
+#include "value.h"
+
+static bool eval_pending;
+
+void svc_schedule(void)
+{
+	eval_pending = true;
+}
+
+static void set_state(struct service *s, enum svc_state st)
+{
+	if (s->state == st)
+		return;
+	log_debug("%s: %s -> %s", s->conf->name, svc_state_name(s->state), svc_state_name(st));
+	s->state = st;
+	s->since = loop_now();
+	svc_schedule();
+}
+
+static void set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_reason(struct service *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+	va_end(ap);
+}
+
+#define SVC_OF(t, field) ((struct service *)((char *)(t) - offsetof(struct service, field)))
+
+struct proc *svc_main_proc(struct service *s)
+{
+	for (struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited && p->gen == s->generation && !p->stopping)
+			return p;
+	return NULL;
+}
+
+static bool has_live_leader(const struct service *s)
+{
+	for (struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited)
+			return true;
+	return false;
+}
+
+static void cancel_timers(struct service *s)
+{
+	timer_cancel(&s->t_restart);
+	timer_cancel(&s->t_ready);
+	timer_cancel(&s->t_watchdog);
+	timer_cancel(&s->t_sched);
+}
+
+/* Ends for good: not wanted any more, its dependents follow, and a critical
+ * service takes droverd down with its exit status. */
+static void end_for_good(struct service *s, enum svc_state st, const char *why)
+{
+	cancel_timers(s);
+	set_state(s, st);
+	set_reason(s, "%s", why);
+	deps_push_down(s, NULL);
+	if (s->conf->critical) {
+		log_info("%s: critical service ended (%s): shutting down", s->conf->name, why);
+		droverd_shutdown(false, svc_exit_code(s->last_status));
+	}
+}
+
+static void restart_due(struct timer *t)
+{
+	struct service *s = SVC_OF(t, t_restart);
+
+	if (s->state != ST_BACKOFF || !s->want)
+		return;
+	s->restarts++;
+	set_state(s, ST_STOPPED);
+}
+
+/* A start that failed, or a process that ended when it should not have:
+ * back off and retry per `restart`, or stop for good. */
+void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime)
+{
+	const struct svc_conf *c = s->conf;
+	bool again = c->restart == RESTART_ALWAYS || (c->restart == RESTART_ON_FAILURE && !clean);
+	char delay[32];
+	int64_t d;
+
+	if (uptime >= c->min_uptime)
+		s->failures = 0;
+	if (!again || !s->want) {
+		log_warn("%s: %s; not restarting (restart = %s)", c->name, why,
+			 c->restart == RESTART_NO ? "no" : "on-failure");
+		end_for_good(s, clean ? ST_STOPPED : ST_FAILED, why);
+		return;
+	}
+	d = backoff_delay(c->restart_delay, c->restart_delay_max, s->failures);
+	s->failures++;
+	s->next_attempt = loop_now() + d;
+	duration_format(d, delay, sizeof(delay));
+	cancel_timers(s);
+	set_state(s, ST_BACKOFF);
+	set_reason(s, "%s; restarting in %s", why, delay);
+	log_warn("%s: %s; restarting in %s", c->name, why, delay);
+	timer_at(&s->t_restart, s->next_attempt, restart_due);
+}
+
+static void ready_timeout(struct timer *t)
+{
+	struct service *s = SVC_OF(t, t_ready);
+	char d[32];
+
+	if (s->state != ST_STARTING)
+		return;
+	duration_format(s->conf->ready_timeout, d, sizeof(d));
+	log_warn("%s: not ready within %s: stopping it", s->conf->name, d);
+	set_reason(s, "not ready within %s", d);
+	s->fail_pending = true;
+	svc_begin_stop(s, s->reason);
+}
+
+static void watchdog_timeout(struct timer *t)
+{
+	struct service *s = SVC_OF(t, t_watchdog);
+	struct proc *p = svc_main_proc(s);
+	char d[32];
+
+	if (!p)
+		return;
+	duration_format(s->conf->watchdog, d, sizeof(d));
+	log_warn("%s: no WATCHDOG=1 from pid %d within %s: aborting it", s->conf->name, (int)p->pid, d);
+	set_reason(s, "watchdog: no sign of life within %s", d);
+	s->fail_pending = true;
+	proc_signal(p, SIGABRT);
+	proc_stop(p, SIGABRT, s->conf->stop_timeout);
+	set_state(s, ST_STOPPING);
+}
+
+static void became_ready(struct service *s, struct proc *p)
+{
+	p->ready = true;
+	timer_cancel(&s->t_ready);
+	set_state(s, ST_READY);
+	s->reason[0] = '\0';
+	if (s->conf->watchdog)
+		timer_after(&s->t_watchdog, s->conf->watchdog, watchdog_timeout);
+}
+
+/* daemon and oneshot: the one main process. */
+static void start_main(struct service *s)
+{
+	struct launch_opts o = { .slot = -1, .conn_fd = -1 };
+	char err[300];
+	struct proc *p;
+
+	if (listen_open(s, err, sizeof(err)) < 0) {
+		log_error("%s: %s", s->conf->name, err);
+		end_for_good(s, ST_FAILED, err);
+		return;
+	}
+	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
+		log_error("%s: %s", s->conf->name, err);
+		s->last_status = -1;
+		svc_failed(s, err, false, 0);
+		return;
+	}
+	log_info("%s: started, pid %d", s->conf->name, (int)p->pid);
+	s->reason[0] = '\0';
+	if (s->conf->ready == READY_NONE) {
+		became_ready(s, p);
+		return;
+	}
+	set_state(s, ST_STARTING);
+	set_reason(s, "%s", s->conf->ready == READY_NOTIFY ? "waiting for READY=1" : "running");
+	timer_after(&s->t_ready, s->conf->ready_timeout, ready_timeout);
+}
+
+/* Timer mode: the next run is the earlier of `every` and `at`. */
+static void sched_timeout(struct timer *t);
+
+static void sched_arm(struct service *s)
+{
+	const struct svc_conf *c = s->conf;
+	int64_t now = loop_now(), wait = -1;
+
+	if (c->every) {
+		if (s->next_every < 0)
+			s->next_every = sched_next_every(c->every, s->last_every, now);
+		wait = s->next_every - now;
+	}
+	if (c->nat) {
+		time_t wall = time(NULL);
+		int64_t until;
+
+		if (!s->next_at || s->next_at <= wall - 1)
+			s->next_at = sched_next_at(c->at, c->nat, wall);
+		until = ((int64_t)s->next_at - wall) * 1000;
+		/* The wall clock can jump: look again at least every minute. */
+		if (until > 60000)
+			until = 60000;
+		if (wait < 0 || until < wait)
+			wait = until;
+	}
+	timer_after(&s->t_sched, wait < 0 ? 0 : wait, sched_timeout);
+}
+
+static void timer_run(struct service *s)
+{
+	struct launch_opts o = { .slot = -1, .conn_fd = -1 };
+	char err[300];
+	struct proc *p;
+
+	if (has_live_leader(s)) {
+		log_warn("%s: previous run (pid %d) still going: this run is skipped", s->conf->name,
+			 (int)s->procs->pid);
+		return;
+	}
+	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
+		log_error("%s: %s", s->conf->name, err);
+		set_reason(s, "last run: %s", err);
+		return;
+	}
+	log_info("%s: run started, pid %d", s->conf->name, (int)p->pid);
+	p->ready = true;
+	set_state(s, ST_RUNNING);
+}
+
+static void sched_timeout(struct timer *t)
+{
+	struct service *s = SVC_OF(t, t_sched);
+	int64_t now = loop_now();
+	bool due = false;
+
+	if (!s->want || (s->state != ST_WAITING && s->state != ST_RUNNING))
+		return;
+	if (s->conf->every && s->next_every >= 0 && s->next_every <= now) {
+		s->last_every = s->next_every;
+		s->next_every = sched_next_every(s->conf->every, s->last_every, now);
+		due = true;
+	}
+	if (s->conf->nat && s->next_at && s->next_at <= time(NULL)) {
+		s->next_at = 0;
+		due = true;
+	}
+	if (due)
+		timer_run(s);
+	sched_arm(s);
+}
+
+/* Wanted up, nothing running: start once the requirements allow. */
+static void try_start(struct service *s)
+{
+	char why[200];
+
+	if (!deps_can_start(s, why, sizeof(why))) {
+		set_state(s, ST_STARTING);
+		set_reason(s, "%s", why);
+		return;
+	}
+	switch (s->conf->mode) {
+	case MODE_DAEMON:
+		if (s->conf->start == START_DEMAND && !s->started_by_demand) {
+			pool_wait_demand(s);
+			return;
+		}
+		start_main(s);
+		return;
+	case MODE_ONESHOT:
+		start_main(s);
+		return;
+	case MODE_TIMER:
+		s->reason[0] = '\0';
+		set_state(s, ST_WAITING);
+		sched_arm(s);
+		return;
+	case MODE_PREFORK:
+	case MODE_ACCEPT:
+		pool_start(s);
+		return;
+	}
+}
+
+void svc_begin_stop(struct service *s, const char *why)
+{
+	timer_cancel(&s->t_ready);
+	timer_cancel(&s->t_watchdog);
+	timer_cancel(&s->t_sched);
+	timer_cancel(&s->t_restart);
+	pool_stop_accepting(s);
+	for (struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited)
+			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
+	if (s->procs) {
+		set_state(s, ST_STOPPING);
+		set_reason(s, "%s", why);
+	}
+}
+
+static void eval_up(struct service *s)
+{
+	switch (s->state) {
+	case ST_STOPPED:
+		try_start(s);
+		break;
+	case ST_STARTING:
+		if (!has_live_leader(s) && s->conf->mode != MODE_PREFORK)
+			try_start(s);
+		break;
+	case ST_STOPPING:
+		if (!s->procs && !s->fail_pending)
+			set_state(s, ST_STOPPED);
+		break;
+	default:
+		break;
+	}
+}
+
+static void eval_down(struct service *s)
+{
+	char why[200];
+
+	switch (s->state) {
+	case ST_STOPPED:
+	case ST_FAILED:
+		return;
+	case ST_STOPPING:
+		if (!s->procs) {
+			set_state(s, ST_STOPPED);
+			pool_release(s);
+		}
+		return;
+	default:
+		break;
+	}
+	timer_cancel(&s->t_restart);
+	timer_cancel(&s->t_sched);
+	if (!has_live_leader(s)) {
+		timer_cancel(&s->t_ready);
+		pool_release(s);
+		set_state(s, s->procs ? ST_STOPPING : ST_STOPPED);
+		return;
+	}
+	if (!deps_can_stop(s, why, sizeof(why))) {
+		set_reason(s, "%s", why);
+		return;
+	}
+	svc_begin_stop(s, s->reason[0] ? s->reason : "stopping");
+}
+
+static bool evaluate_once(void)
+{
+	bool changed = false;
+
+	for (struct service *s = services, *next; s; s = next) {
+		enum svc_state before = s->state;
+		bool want = s->want;
+
+		next = s->next;
+		if (s->removed && !s->want && !s->procs) {
+			log_info("%s: removed", s->conf->name);
+			svc_free(s);
+			changed = true;
+			continue;
+		}
+		if (s->want)
+			eval_up(s);
+		else
+			eval_down(s);
+		changed |= s->state != before || s->want != want;
+	}
+	return changed;
+}
+
+void svc_evaluate_all(void)
+{
+	/* Each pass settles at least one more level of the dependency graph;
+	 * the bound only guards against a rule that would flip forever. */
+	for (int pass = 0; eval_pending && pass < 1000; pass++) {
+		eval_pending = false;
+		if (evaluate_once())
+			eval_pending = true;
+	}
+	eval_pending = false;
+	droverd_after_evaluation();
+}
+
+/* The main process of a daemon, oneshot or timer run ended. */
+static void main_exited(struct service *s, struct proc *p, int status)
+{
+	char what[128];
+	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	int64_t uptime = loop_now() - p->started;
+
+	svc_describe_status(status, what, sizeof(what));
+	timer_cancel(&s->t_ready);
+	timer_cancel(&s->t_watchdog);
+	if (p->stopping || !s->want) {
+		log_info("%s: pid %d %s", s->conf->name, (int)p->pid, what);
+		if (s->fail_pending) {
+			s->fail_pending = false;
+			svc_failed(s, s->reason, false, uptime);
+		}
+		return;
+	}
+	switch (s->conf->mode) {
+	case MODE_ONESHOT:
+		if (clean) {
+			log_info("%s: finished", s->conf->name);
+			s->failures = 0;
+			set_state(s, ST_DONE);
+			set_reason(s, "finished");
+			if (s->conf->critical)
+				end_for_good(s, ST_DONE, "finished");
+			return;
+		}
+		svc_failed(s, what, false, uptime);
+		return;
+	case MODE_TIMER:
+		log_msg(clean ? LV_INFO : LV_WARN, "%s: run %s", s->conf->name, what);
+		set_reason(s, "last run %s", what);
+		set_state(s, ST_WAITING);
+		return;
+	default:
+		svc_failed(s, what, clean, uptime);
+		return;
+	}
+}
+
+void svc_proc_exited(struct proc *p, int status)
+{
+	struct service *s = p->svc;
+
+	if (!s)
+		return;
+	s->last_status = status;
+	svc_schedule();
+	if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
+		pool_proc_exited(s, p, status);
+		return;
+	}
+	if (p->gen != s->generation) {
+		char what[128];
+
+		svc_describe_status(status, what, sizeof(what));
+		log_info("%s: pid %d of generation %u %s", s->conf->name, (int)p->pid, p->gen, what);
+		return;
+	}
+	main_exited(s, p, status);
+}
+
+void svc_notify(struct proc *p, const char *key, const char *value)
+{
+	struct service *s = p->svc;
+
+	if (!s)
+		return;
+	if (strcmp(key, "STATUS") == 0) {
+		free(s->status_text);
+		s->status_text = strdup(value);
+	} else if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
+		pool_notify(s, p, key, value);
+	} else if (strcmp(key, "READY") == 0 && strcmp(value, "1") == 0) {
+		if (s->state == ST_STARTING && p == svc_main_proc(s) && s->conf->ready == READY_NOTIFY) {
+			log_info("%s: ready", s->conf->name);
+			became_ready(s, p);
+		}
+	} else if (strcmp(key, "WATCHDOG") == 0 && strcmp(value, "1") == 0) {
+		if (timer_armed(&s->t_watchdog))
+			timer_after(&s->t_watchdog, s->conf->watchdog, watchdog_timeout);
+	} else if (strcmp(key, "STOPPING") == 0 && strcmp(value, "1") == 0) {
+		set_reason(s, "stopping (said the service)");
+	}
+}
+
+/* Reload: the new definition takes effect. `replace`: processes are
+ * replaced (stop, then start with the new definition); otherwise only
+ * supervision settings changed and are used from now on. */
+void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner, bool replace)
+{
+	bool was_timer = s->conf->mode == MODE_TIMER;
+
+	owner->refs++;
+	conf_release(s->owner);
+	s->conf = conf;
+	s->owner = owner;
+	if (s->lis)
+		listen_rebuild(s);
+	svclog_configure(s);
+	if (!replace) {
+		if (was_timer && conf->mode == MODE_TIMER && timer_armed(&s->t_sched)) {
+			s->next_every = -1;
+			s->next_at = 0;
+			sched_arm(s);
+		}
+		pool_apply_live(s);
+		return;
+	}
+	s->generation++;
+	s->failures = 0;
+	if (s->state == ST_BACKOFF) {
+		timer_cancel(&s->t_restart);
+		set_state(s, ST_STOPPED);
+	}
+	if (conf->mode == MODE_PREFORK && has_live_leader(s))
+		pool_roll(s);
+	else if (has_live_leader(s))
+		svc_begin_stop(s, "replaced by a new definition");
+}
+
+void svc_shutdown(bool fast)
+{
+	for (struct service *s = services; s; s = s->next) {
+		s->want = false;
+		if (fast)
+			for (struct proc *p = s->procs; p; p = p->next)
+				proc_stop(p, SIGKILL, 100);
+	}
+	svc_schedule();
+}
+
+bool svc_all_stopped(void)
+{
+	return proc_count() == 0;
+}
+
+bool svc_boot_settled(void)
+{
+	for (struct service *s = services; s; s = s->next)
+		if (s->want && s->conf->start == START_AUTO && s->state == ST_STARTING)
+			return false;
+	return true;
+}
