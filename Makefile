@@ -66,7 +66,11 @@ $(BUILD)/obj/%.pic.o: %.c
 $(BUILD)/libshared.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/droverd: $(DAEMON_OBJ) $(BUILD)/libshared.a
+# Everything of droverd but main(): unit tests link the pieces they test.
+$(BUILD)/libdaemon.a: $(filter-out %/main.o,$(DAEMON_OBJ))
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/droverd: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libdaemon.a $(BUILD)/libshared.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/drover: $(CLIENT_OBJ) $(BUILD)/libshared.a
@@ -86,9 +90,10 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdrover.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libdrover.a
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libshared.a $(BUILD)/libdrover.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdaemon.a $(BUILD)/libshared.a $(BUILD)/libdrover.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Isrc/daemon $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_ALL) -Isrc/daemon $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
 
 run: all
 	@mkdir -p run

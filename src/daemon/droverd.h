@@ -18,5 +18,9 @@ void droverd_reloading(bool begin);
 struct conf *droverd_conf(void);
 void droverd_set_conf(struct conf *c);
 const char *droverd_conf_path(void);
+void droverd_set_conf_path(const char *path);
+/* What the signalfd delivers (sig.h). */
+void droverd_on_signal(int sig);
+int droverd_exit_code(void);
 
 #endif

@@ -1,10 +1,8 @@
-/* main.c - droverd: arguments, start-up, the signals it acts on, shutdown.
+/* main.c - droverd: arguments and start-up.
  *
  * Before the loop runs, any problem is fatal with a message and exit 1
  * (usage errors: 2). Once it runs, droverd does not exit on a runtime
- * error: it logs, fails or throttles the one service, and goes on. It exits
- * on request (TERM, INT, QUIT, `drover shutdown`) or when a critical
- * service ends, once every process it started is gone. */
+ * error: it logs, fails or throttles the one service, and goes on. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,139 +27,6 @@
 #include "service.h"
 #include "sig.h"
 #include "svclog.h"
-
-static struct conf *current;
-static const char *conf_path = CONF_DEFAULT_PATH;
-static bool stopping, stopping_fast, told_ready;
-static int exit_code;
-
-struct conf *droverd_conf(void)
-{
-	return current;
-}
-
-void droverd_set_conf(struct conf *c)
-{
-	c->refs++;
-	if (current)
-		conf_release(current);
-	current = c;
-}
-
-const char *droverd_conf_path(void)
-{
-	return conf_path;
-}
-
-bool droverd_shutting_down(void)
-{
-	return stopping;
-}
-
-void droverd_shutdown(bool fast, int code)
-{
-	if (stopping && (!fast || stopping_fast))
-		return;
-	if (!stopping) {
-		exit_code = code;
-		sdnotify_send("STOPPING=1\nSTATUS=stopping every service");
-	}
-	stopping = true;
-	stopping_fast = fast;
-	log_info("shutting down%s", fast ? " fast: killing every process" : ": stopping every service");
-	svc_shutdown(fast);
-}
-
-void droverd_reloading(bool begin)
-{
-	struct timespec ts;
-
-	if (!begin) {
-		sdnotify_send("READY=1");
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	sdnotify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-		      (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-}
-
-static void tell_status(void)
-{
-	static char last[160];
-	char now[160];
-	int n = 0, ready = 0, failed = 0;
-
-	for (struct service *s = services; s; s = s->next) {
-		n++;
-		ready += s->state == ST_READY || s->state == ST_DONE || s->state == ST_WAITING ||
-			 s->state == ST_RUNNING;
-		failed += s->state == ST_FAILED || s->state == ST_BACKOFF;
-	}
-	snprintf(now, sizeof(now), "%d services: %d up, %d failing", n, ready, failed);
-	if (strcmp(now, last) != 0) {
-		snprintf(last, sizeof(last), "%s", now);
-		sdnotify_send("STATUS=%s", now);
-	}
-}
-
-void droverd_after_evaluation(void)
-{
-	control_poll_waiters();
-	if (stopping && svc_all_stopped()) {
-		loop_quit();
-		return;
-	}
-	if (!told_ready && !stopping && svc_boot_settled()) {
-		told_ready = true;
-		log_info("every auto service has started");
-		sdnotify_send("READY=1");
-	}
-	if (sdnotify_active())
-		tell_status();
-}
-
-static void reload_on_signal(void)
-{
-	struct conf_errors errs = { 0 };
-	struct reload_result r = { 0 };
-
-	log_info("SIGHUP: reloading %s", conf_path);
-	droverd_reloading(true);
-	reload_run(&r, &errs);
-	droverd_reloading(false);
-	conf_errors_free(&errs);
-	free(r.changes);
-}
-
-static void on_signal(int sig)
-{
-	switch (sig) {
-	case SIGCHLD:
-		reap_children();
-		break;
-	case SIGHUP:
-		reload_on_signal();
-		break;
-	case SIGTERM:
-	case SIGINT:
-		if (stopping)
-			log_info("%s again: stopping fast", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		droverd_shutdown(stopping, 0);
-		break;
-	case SIGQUIT:
-		droverd_shutdown(true, 0);
-		break;
-	case SIGUSR1:
-		log_reopen();
-		svclog_reopen_all();
-		break;
-	case SIGUSR2:
-		log_warn("SIGUSR2: in-place upgrade is not available in this version");
-		break;
-	default:
-		break;
-	}
-}
 
 static void usage(FILE *f)
 {
@@ -189,18 +54,18 @@ static const char *default_control(char *buf, size_t len)
 static struct conf *load_or_die(bool check_only)
 {
 	struct conf_errors errs = { 0 };
-	struct conf *c = conf_load(conf_path, geteuid() == 0, &errs);
+	struct conf *c = conf_load(droverd_conf_path(), geteuid() == 0, &errs);
 
 	for (int i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	if (!c) {
-		fprintf(stderr, "droverd: %s: %d error%s\n", conf_path, errs.n, errs.n == 1 ? "" : "s");
+		fprintf(stderr, "droverd: %s: %d error%s\n", droverd_conf_path(), errs.n, errs.n == 1 ? "" : "s");
 		conf_errors_free(&errs);
 		exit(1);
 	}
 	conf_errors_free(&errs);
 	if (check_only) {
-		printf("%s: configuration is valid (%d service%s)\n", conf_path, c->nsvcs,
+		printf("%s: configuration is valid (%d service%s)\n", droverd_conf_path(), c->nsvcs,
 		       c->nsvcs == 1 ? "" : "s");
 		conf_free(c);
 		exit(0);
@@ -224,6 +89,7 @@ static struct rlimit raise_nofile(void)
 
 static void setup(const char *control_override)
 {
+	struct conf *current = droverd_conf();
 	char err[512], def[256];
 	struct rlimit nofile;
 	const char *control;
@@ -236,7 +102,7 @@ static void setup(const char *control_override)
 	if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		fatal("cannot open /dev/null: %s", strerror(errno));
 	launch_init(&nofile, devnull);
-	if (loop_init() < 0 || sig_init(-1, on_signal) < 0)
+	if (loop_init() < 0 || sig_init(-1, droverd_on_signal) < 0)
 		fatal("cannot set up the event loop: %s", strerror(errno));
 	if (log_configure(current->log, current->log_path, err, sizeof(err)) < 0)
 		fatal("%s", err);
@@ -252,6 +118,8 @@ static void setup(const char *control_override)
 
 static void start_services(void)
 {
+	struct conf *current = droverd_conf();
+
 	for (int i = 0; i < current->nsvcs; i++)
 		if (!svc_new(current->svcs[i], current))
 			fatal("out of memory");
@@ -267,12 +135,13 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	const char *control_override = NULL;
+	struct conf *current;
 	bool check_only = false;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:S:tvh", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': conf_path = optarg; break;
+		case 'c': droverd_set_conf_path(optarg); break;
 		case 'S': control_override = optarg; break;
 		case 't': check_only = true; break;
 		case 'v': log_set_verbose(true); break;
@@ -288,15 +157,15 @@ int main(int argc, char **argv)
 	}
 	log_init();
 	current = load_or_die(check_only);
-	current->refs++;
+	droverd_set_conf(current);
 	setup(control_override);
 	log_info("droverd %s started (pid %d), %d services from %s, control socket %s",
-		 DROVER_VERSION, (int)getpid(), current->nsvcs, conf_path, control_path());
+		 DROVER_VERSION, (int)getpid(), current->nsvcs, droverd_conf_path(), control_path());
 	start_services();
 	loop_set_idle(svc_evaluate_all);
 	loop_run();
-	log_info("every process has stopped; exiting with status %d", exit_code);
+	log_info("every process has stopped; exiting with status %d", droverd_exit_code());
 	control_flush_all();
 	control_close();
-	return exit_code;
+	return droverd_exit_code();
 }
