@@ -13,8 +13,6 @@
 
 #include "service.h"
 
-enum { LISTEN_MAX = 64 };
-
 /* Bind what is not bound yet. 0, or -1 with "cannot listen on ADDR: why". */
 int listen_open(struct service *s, char *err, size_t len);
 void listen_close(struct service *s);

@@ -145,6 +145,12 @@ int output_attach(struct proc *p, int rfd)
 	return 0;
 }
 
+void output_drain(struct proc *p)
+{
+	if (p->out && !drain(p->out, 64))
+		finish(p->out);
+}
+
 void output_close(struct proc *p)
 {
 	struct output *o = p->out;

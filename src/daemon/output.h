@@ -16,6 +16,9 @@ enum { OUTPUT_LINE_MAX = 4096 };
 int output_pipe(int fds[2]);
 /* Start reading rfd for p; takes ownership of rfd. */
 int output_attach(struct proc *p, int rfd);
+/* Read what the pipe holds now (before its process's exit is handled, so
+ * its last lines come first). */
+void output_drain(struct proc *p);
 /* Read what is left, then close. */
 void output_close(struct proc *p);
 

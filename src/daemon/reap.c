@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "output.h"
 #include "proc.h"
 
 void reap_children(void)
@@ -24,6 +25,7 @@ void reap_children(void)
 			continue;
 		}
 		p->exited = true;
+		output_drain(p);
 		svc_proc_exited(p, status);
 		proc_leader_exited(p);
 	}

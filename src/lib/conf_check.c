@@ -112,6 +112,8 @@ static void check_mode_rules(struct parse *p, struct svc_conf *s)
 			conf_error_at(p, s->file, s->listen[i].line,
 				      "mode accept cannot use datagram listener %s in [service %s] "
 				      "(accept needs a stream: tcp or unix)", s->listen[i].text, s->name);
+	if (s->nlisten > LISTEN_MAX)
+		svc_error(p, s, "listen", NULL, "more than %d listen lines", LISTEN_MAX);
 	if (s->mode == MODE_PREFORK && s->procs > s->max_procs) {
 		char a[16], b[16];
 

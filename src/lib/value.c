@@ -282,6 +282,8 @@ void duration_format(int64_t ms, char *out, int len)
 		snprintf(out, (size_t)len, "%lldm", (long long)(ms / 60000));
 	else if (ms % 1000 == 0)
 		snprintf(out, (size_t)len, "%llds", (long long)(ms / 1000));
+	else if (ms > 1000 && ms % 100 == 0)
+		snprintf(out, (size_t)len, "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
 	else
 		snprintf(out, (size_t)len, "%lldms", (long long)ms);
 }

@@ -24,7 +24,7 @@ const char *value_split(struct arena *a, const char *s, char ***argv, int *argc)
 
 /* "TERM" for SIGTERM; a number as text for signals without a name. */
 const char *signal_name(int sig);
-/* Duration in ms to "250ms", "10s", "5m"..., the shortest exact form. */
+/* Duration in ms to "250ms", "10s", "6.4s", "5m"...: the shortest exact form. */
 void duration_format(int64_t ms, char *out, int len);
 
 #endif
