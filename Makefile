@@ -145,3 +145,10 @@ clean:
 	rm -rf build build-asan run
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Benchmark against runit and s6 (installed by scripts/deps.sh bench); prints
+# figures and ratios, asserts nothing. BENCH_ARGS=--quick for a short run.
+.PHONY: bench
+bench: all
+	@scripts/deps.sh bench
+	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)

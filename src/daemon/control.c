@@ -29,6 +29,8 @@ static int nconns;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool group_set;
 static gid_t group_id;
+static dev_t sock_dev;		/* the file we bound: removed at exit only if */
+static ino_t sock_ino;		/* it is still ours */
 
 int control_fd(void)
 {
@@ -391,6 +393,10 @@ static int bind_control(const char *path, char *err, size_t len)
 		return -1;
 	}
 	umask(old);
+	if (lstat(path, &st) == 0) {
+		sock_dev = st.st_dev;
+		sock_ino = st.st_ino;
+	}
 	if (group_set && chown(path, (uid_t)-1, group_id) < 0) {
 		snprintf(err, len, "cannot give %s to group %u: %s", path, (unsigned)group_id, strerror(errno));
 		close(fd);
@@ -420,12 +426,16 @@ int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, ch
 
 void control_close(void)
 {
+	struct stat st;
+
 	if (listener.fd < 0)
 		return;
 	loop_del(&listener);
 	close(listener.fd);
 	listener.fd = -1;
-	unlink(sock_path);
+	/* Another droverd may have taken the path since: leave its socket. */
+	if (lstat(sock_path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
+		unlink(sock_path);
 }
 
 void control_flush_all(void)

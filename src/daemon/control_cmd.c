@@ -18,6 +18,7 @@
 #include "droverd.h"
 #include "listen.h"
 #include "log.h"
+#include "pool.h"
 #include "reload.h"
 #include "service.h"
 #include "value.h"
@@ -111,6 +112,16 @@ static void status_record(struct proto_writer *w, const struct service *s)
 	proto_str(w, "last_exit", s->last_status < 0 ? "" : last);
 	proto_int(w, "generation", s->generation);
 	proto_str(w, "listen", lis);
+	if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
+		unsigned busy, idle, total;
+		uint64_t served;
+
+		pool_describe(s, &busy, &idle, &total, &served);
+		proto_int(w, "busy", busy);
+		proto_int(w, "idle", idle);
+		proto_int(w, "total", total);
+		proto_int(w, "served", (int64_t)served);
+	}
 }
 
 static void cmd_status(struct conn *c, int argc, char **argv)

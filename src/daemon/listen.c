@@ -77,8 +77,9 @@ static const char *prepare(int fd, const struct listen_conf *l)
 
 /* The file gets its mode at bind time (the umask is droverd's alone: it is
  * single-threaded), then its owner: never a moment with looser access. */
-static const char *bind_unix(int fd, const struct listen_conf *l)
+static const char *bind_unix(int fd, const struct listen_conf *l, struct listener *out)
 {
+	struct stat st;
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
 	mode_t old = umask(0777 & ~(l->has_mode ? l->mode : 0666));
 	int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
@@ -86,13 +87,17 @@ static const char *bind_unix(int fd, const struct listen_conf *l)
 	umask(old);
 	if (rc < 0)
 		return "bind";
+	if (un->sun_path[0] && lstat(un->sun_path, &st) == 0) {
+		out->dev = st.st_dev;
+		out->ino = st.st_ino;
+	}
 	if ((l->has_owner || l->has_group) &&
 	    lchown(un->sun_path, l->has_owner ? l->owner : (uid_t)-1, l->has_group ? l->group : (gid_t)-1) < 0)
 		return "chown";
 	return NULL;
 }
 
-static int open_one(const struct listen_conf *l, char *err, size_t len)
+static int open_one(const struct listen_conf *l, struct listener *out, char *err, size_t len)
 {
 	int fd = socket(l->family, l->socktype | SOCK_CLOEXEC, 0);
 	const char *step = NULL;
@@ -108,7 +113,7 @@ static int open_one(const struct listen_conf *l, char *err, size_t len)
 	}
 	if (!(step = prepare(fd, l))) {
 		if (l->family == AF_UNIX)
-			step = bind_unix(fd, l);
+			step = bind_unix(fd, l, out);
 		else if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)
 			step = "bind";
 	}
@@ -131,7 +136,7 @@ int listen_open(struct service *s, char *err, size_t len)
 	for (int i = 0; i < s->nlis; i++) {
 		if (s->lis[i].fd >= 0)
 			continue;
-		if ((s->lis[i].fd = open_one(s->lis[i].conf, err, len)) < 0)
+		if ((s->lis[i].fd = open_one(s->lis[i].conf, &s->lis[i], err, len)) < 0)
 			return -1;
 		log_info("%s: listening on %s", s->conf->name, s->lis[i].conf->text);
 	}
@@ -141,13 +146,15 @@ int listen_open(struct service *s, char *err, size_t len)
 static void close_one(struct listener *l)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->conf->addr;
+	struct stat st;
 
 	loop_del(&l->w);
 	if (l->fd < 0)
 		return;
 	close(l->fd);
 	l->fd = -1;
-	if (l->conf->family == AF_UNIX && un->sun_path[0])
+	if (l->conf->family == AF_UNIX && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
+	    st.st_dev == l->dev && st.st_ino == l->ino)
 		unlink(un->sun_path);
 }
 
@@ -177,12 +184,24 @@ void listen_rebuild(struct service *s)
 				continue;
 			loop_del(&old[j].w);
 			s->lis[i].fd = old[j].fd;
+			s->lis[i].dev = old[j].dev;
+			s->lis[i].ino = old[j].ino;
 			old[j].fd = -1;
 			break;
 		}
 	for (int j = 0; j < nold; j++)
 		close_one(&old[j]);
 	free(old);
+}
+
+void listen_set_nonblocking(struct service *s, bool on)
+{
+	for (int i = 0; i < s->nlis; i++) {
+		int fl = s->lis[i].fd >= 0 ? fcntl(s->lis[i].fd, F_GETFL) : -1;
+
+		if (fl >= 0)
+			fcntl(s->lis[i].fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+	}
 }
 
 int listen_count(const struct service *s)

@@ -20,6 +20,9 @@ void listen_close(struct service *s);
  * whose address and options are unchanged stays the same open socket,
  * the others are closed. */
 void listen_rebuild(struct service *s);
+/* Accept mode: droverd alone accepts, so its listeners are non-blocking.
+ * Any other mode passes them on, and programs expect them blocking. */
+void listen_set_nonblocking(struct service *s, bool on);
 int listen_count(const struct service *s);
 int listen_fd(const struct service *s, int i);
 /* "LISTEN_FDNAMES=a:b" (static buffer). */

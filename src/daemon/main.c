@@ -124,7 +124,7 @@ static void start_services(void)
 		if (!svc_new(current->svcs[i], current))
 			fatal("out of memory");
 	for (struct service *s = services; s; s = s->next)
-		if (s->conf->start == START_AUTO)
+		if (s->conf->start != START_MANUAL)	/* demand: armed, waiting */
 			deps_pull_up(s);
 	svc_schedule();
 }

@@ -1,26 +1,657 @@
-/* pool.c - prefork, accept and demand start. Not implemented yet: such
- * services fail with a message saying so (replaced in the listeners work). */
+/* pool.c - services whose processes follow connections.
+ *
+ * demand: a daemon with start = demand is not started until a connection
+ * (or datagram) is pending on one of its listeners; the connection waits in
+ * the backlog and is served by the daemon. When the daemon exits cleanly,
+ * the service waits for the next one.
+ *
+ * prefork: `procs` workers share the listeners and accept for themselves;
+ * droverd is never in the data path. Workers that use the status protocol
+ * say when they are busy and idle. Only while no worker is idle (and none is
+ * starting) does droverd watch the listeners, and a pending connection then
+ * starts ONE more worker, up to max_procs: one per burst, as Postfix's
+ * master does. Idle workers above `procs` retire after idle_timeout; a
+ * worker retires after max_use connections. A worker that dies before it
+ * served a connection is a failed start: the pool is throttled (backoff),
+ * never refilled in a loop. Workers that never use the protocol run as a
+ * pool of fixed size `procs`.
+ *
+ * accept: droverd accepts each connection and runs `command` with it as
+ * standard input and output (inetd's nowait). At max_procs running, it
+ * stops accepting and the backlog holds the rest; max_rate bounds new
+ * connections per second the same way; per_source closes connections
+ * beyond that many at once from one address. */
 #include "pool.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "launch.h"
+#include "listen.h"
 #include "log.h"
+#include "proc.h"
+#include "sched.h"
+#include "value.h"
 
+enum { SOURCES = 256, ACCEPT_BATCH = 64 };
 
-static void unsupported(struct service *s)
+struct source {			/* accept: connections at once from one address */
+	uint64_t key;
+	unsigned count;
+};
+
+struct pool {
+	unsigned starting, idle, busy;	/* current generation's workers */
+	unsigned running;		/* accept: handlers alive */
+	uint64_t served;		/* connections taken */
+	bool dynamic;			/* a worker used the status protocol */
+	bool watching;
+	bool stopping;
+	unsigned failures;		/* workers dead before serving, in a row */
+	int64_t throttle_until;
+	struct timer t_retire, t_refill, t_rate;
+	int64_t rate_window;		/* accept: start of this second */
+	unsigned rate_count;
+	unsigned char *slots;		/* prefork: DROVER_WORKER numbers in use */
+	struct source *sources;		/* accept, with per_source */
+	int64_t last_spawn_error;
+};
+
+#define POOL_OF(t, field) ((struct pool *)((char *)(t) - offsetof(struct pool, field)))
+
+static struct service *owner_of(struct pool *pl)
 {
-	log_error("%s: mode %s / start = demand is not supported by this build yet", s->conf->name,
-		  conf_mode_name(s->conf->mode));
-	s->want = false;
-	s->state = ST_FAILED;
-	snprintf(s->reason, sizeof(s->reason), "not supported by this build yet");
+	for (struct service *s = services; s; s = s->next)
+		if (s->pool == pl)
+			return s;
+	return NULL;
 }
 
-void pool_start(struct service *s) { unsupported(s); }
-void pool_wait_demand(struct service *s) { unsupported(s); }
-void pool_stop_accepting(struct service *s) { (void)s; }
-void pool_release(struct service *s) { (void)s; }
-void pool_proc_exited(struct service *s, struct proc *p, int status) { (void)s; (void)p; (void)status; }
-void pool_notify(struct service *s, struct proc *p, const char *key, const char *value) { (void)s; (void)p; (void)key; (void)value; }
-void pool_apply_live(struct service *s) { (void)s; }
-void pool_roll(struct service *s) { (void)s; }
+static unsigned workers(const struct pool *pl)
+{
+	return pl->starting + pl->idle + pl->busy;
+}
+
+/* Every change of a worker's state goes through here: the counters are
+ * only ever adjusted in one place. */
+static void worker_set(struct pool *pl, struct proc *p, int st)
+{
+	if (p->wstate == W_STARTING)
+		pl->starting--;
+	else if (p->wstate == W_IDLE)
+		pl->idle--;
+	else if (p->wstate == W_BUSY)
+		pl->busy--;
+	p->wstate = st;
+	if (st == W_STARTING)
+		pl->starting++;
+	else if (st == W_IDLE)
+		pl->idle++;
+	else if (st == W_BUSY)
+		pl->busy++;
+}
+
+/* --- listeners ----------------------------------------------------------- */
+
+static void listener_event(struct watch *w, uint32_t events);
+
+static void watch_listeners(struct service *s, bool on)
+{
+	struct pool *pl = s->pool;
+
+	if (pl && pl->watching == on)
+		return;
+	for (int i = 0; i < s->nlis; i++) {
+		struct listener *l = &s->lis[i];
+
+		if (on && l->fd >= 0 && !l->w.active)
+			loop_add(&l->w, l->fd, EPOLLIN, listener_event);
+		else if (!on)
+			loop_del(&l->w);
+	}
+	if (pl)
+		pl->watching = on;
+}
+
+static bool open_listeners(struct service *s)
+{
+	char err[300];
+
+	if (listen_open(s, err, sizeof(err)) == 0)
+		return true;
+	log_error("%s: %s", s->conf->name, err);
+	svc_end(s, ST_FAILED, err);
+	return false;
+}
+
+static struct pool *pool_get(struct service *s)
+{
+	if (!s->pool && (s->pool = calloc(1, sizeof(*s->pool)))) {
+		if (s->conf->mode == MODE_PREFORK)
+			s->pool->slots = calloc(1, 4096);
+		if (s->conf->per_source)
+			s->pool->sources = calloc(SOURCES, sizeof(struct source));
+	}
+	if (s->pool)
+		s->pool->stopping = false;
+	return s->pool;
+}
+
+/* --- demand start -------------------------------------------------------- */
+
+void pool_wait_demand(struct service *s)
+{
+	if (!open_listeners(s))
+		return;
+	svc_set_state(s, ST_WAITING);
+	svc_set_reason(s, "waiting for a first connection");
+	watch_listeners(s, true);
+}
+
+/* --- prefork --------------------------------------------------------------- */
+
+static int take_slot(struct pool *pl, unsigned max)
+{
+	for (unsigned i = 0; pl->slots && i < max && i < 4096; i++)
+		if (!pl->slots[i]) {
+			pl->slots[i] = 1;
+			return (int)i;
+		}
+	return -1;
+}
+
+static void spawn_error(struct service *s, const char *err)
+{
+	struct pool *pl = s->pool;
+
+	/* Under load this could repeat per connection: say it once a second. */
+	if (loop_now() - pl->last_spawn_error >= 1000) {
+		log_error("%s: %s", s->conf->name, err);
+		pl->last_spawn_error = loop_now();
+	}
+	svc_set_reason(s, "%s", err);
+}
+
+static bool spawn_worker(struct service *s)
+{
+	struct pool *pl = s->pool;
+	struct launch_opts o = { .slot = take_slot(pl, s->conf->max_procs), .conn_fd = -1 };
+	char err[300];
+	struct proc *p;
+
+	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
+		if (o.slot >= 0)
+			pl->slots[o.slot] = 0;
+		spawn_error(s, err);
+		pl->failures++;
+		pl->throttle_until = loop_now() + backoff_delay(s->conf->restart_delay,
+								s->conf->restart_delay_max, pl->failures - 1);
+		return false;
+	}
+	p->slot = o.slot;
+	worker_set(pl, p, W_STARTING);
+	log_debug("%s: worker %d started, pid %d", s->conf->name, o.slot, (int)p->pid);
+	return true;
+}
+
+static bool throttled(const struct pool *pl)
+{
+	return pl->throttle_until > loop_now();
+}
+
+static void refill_timeout(struct timer *t);
+static void retire_timeout(struct timer *t);
+
+/* Brings the pool to what it should be: at least `procs` workers (unless
+ * throttled), listeners watched only while a pending connection should grow
+ * it, the retire timer armed while it is above `procs`. */
+static void pool_adjust(struct service *s)
+{
+	struct pool *pl = s->pool;
+	const struct svc_conf *c = s->conf;
+	int64_t first_idle = -1;
+
+	if (!pl || pl->stopping || c->mode != MODE_PREFORK)
+		return;
+	while (workers(pl) < c->procs && !throttled(pl))
+		if (!spawn_worker(s))
+			break;
+	if (throttled(pl) && workers(pl) < c->procs)
+		timer_at(&pl->t_refill, pl->throttle_until, refill_timeout);
+	watch_listeners(s, pl->dynamic && pl->idle == 0 && pl->starting == 0 &&
+			   workers(pl) < c->max_procs && !throttled(pl));
+	if (workers(pl) > c->procs && pl->idle) {
+		for (struct proc *p = s->procs; p; p = p->next)
+			if (p->wstate == W_IDLE && p->gen == s->generation &&
+			    (first_idle < 0 || p->idle_since < first_idle))
+				first_idle = p->idle_since;
+		timer_at(&pl->t_retire, first_idle + c->idle_timeout, retire_timeout);
+	} else {
+		timer_cancel(&pl->t_retire);
+	}
+}
+
+static void refill_timeout(struct timer *t)
+{
+	struct service *s = owner_of(POOL_OF(t, t_refill));
+
+	if (s) {
+		pool_adjust(s);
+		svc_schedule();
+	}
+}
+
+static void retire(struct service *s, struct proc *p, const char *why)
+{
+	log_info("%s: retiring worker pid %d (%s)", s->conf->name, (int)p->pid, why);
+	worker_set(s->pool, p, W_NONE);
+	proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
+}
+
+static void retire_timeout(struct timer *t)
+{
+	struct service *s = owner_of(POOL_OF(t, t_retire));
+	int64_t now = loop_now();
+
+	if (!s)
+		return;
+	for (struct proc *p = s->procs; p && workers(s->pool) > s->conf->procs; p = p->next)
+		if (p->wstate == W_IDLE && p->gen == s->generation && now - p->idle_since >= s->conf->idle_timeout)
+			retire(s, p, "idle above procs");
+	pool_adjust(s);
+}
+
+/* The pool's state as a service: ready while it has workers, backoff while
+ * throttled with none. */
+static void pool_state(struct service *s)
+{
+	struct pool *pl = s->pool;
+
+	if (!s->want || pl->stopping)
+		return;
+	if (workers(pl) == 0 && throttled(pl)) {
+		s->next_attempt = pl->throttle_until;
+		svc_set_state(s, ST_BACKOFF);
+	} else if (s->conf->ready == READY_NOTIFY && pl->idle + pl->busy == 0) {
+		svc_set_state(s, ST_STARTING);
+	} else if (workers(pl) > 0) {
+		svc_set_state(s, ST_READY);
+		if (!throttled(pl))
+			s->reason[0] = '\0';
+	}
+}
+
+/* --- accept mode ------------------------------------------------------------ */
+
+static uint64_t address_key(const struct sockaddr_storage *ss)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p;
+	size_t n;
+
+	if (ss->ss_family == AF_INET) {
+		p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	} else if (ss->ss_family == AF_INET6) {
+		p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 16;
+	} else {
+		return 0;	/* unix peers are all "local": one source */
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h | 1;
+}
+
+static struct source *source_slot(struct pool *pl, uint64_t key, bool create)
+{
+	struct source *free_slot = NULL;
+
+	for (unsigned i = 0; pl->sources && i < SOURCES; i++) {
+		struct source *e = &pl->sources[(key + i) % SOURCES];
+
+		if (e->key == key && e->count)
+			return e;
+		if (!e->count && !free_slot)
+			free_slot = e;
+	}
+	if (create && free_slot)
+		free_slot->key = key;
+	return create ? free_slot : NULL;
+}
+
+static void address_env(const struct sockaddr_storage *ss, const char *prefix, char *addr,
+			char *port, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "";
+	unsigned p = 0;
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+		p = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+		p = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	} else if (ss->ss_family == AF_UNIX) {
+		snprintf(host, sizeof(host), "%.45s", ((const struct sockaddr_un *)ss)->sun_path);
+	}
+	snprintf(addr, len, "%s_ADDR=%s", prefix, host);
+	snprintf(port, len, "%s_PORT=%u", prefix, p);
+}
+
+static void rate_timeout(struct timer *t)
+{
+	struct service *s = owner_of(POOL_OF(t, t_rate));
+
+	if (s && !s->pool->stopping)
+		watch_listeners(s, s->pool->running < s->conf->max_procs);
+}
+
+static bool rate_allows(struct service *s)
+{
+	struct pool *pl = s->pool;
+	int64_t now = loop_now();
+
+	if (!s->conf->max_rate)
+		return true;
+	if (now - pl->rate_window >= 1000) {
+		pl->rate_window = now;
+		pl->rate_count = 0;
+	}
+	if (pl->rate_count < s->conf->max_rate) {
+		pl->rate_count++;
+		return true;
+	}
+	timer_at(&pl->t_rate, pl->rate_window + 1000, rate_timeout);
+	return false;
+}
+
+static void run_handler(struct service *s, int fd, const struct sockaddr_storage *peer)
+{
+	struct pool *pl = s->pool;
+	char ra[96], rp[32], la[96], lp[32], err[300];
+	const char *env[4] = { ra, rp, la, lp };
+	struct sockaddr_storage local;
+	socklen_t sl = sizeof(local);
+	struct launch_opts o = { .slot = -1, .conn_fd = fd, .extra_env = env, .nextra = 4,
+				 .no_listeners = true };
+	uint64_t key = address_key(peer);
+	struct source *src = NULL;
+	struct proc *p;
+
+	if (s->conf->per_source) {
+		src = source_slot(pl, key, true);
+		if (!src || src->count >= s->conf->per_source) {
+			log_debug("%s: per_source limit: closing a connection", s->conf->name);
+			close(fd);
+			return;
+		}
+	}
+	memset(&local, 0, sizeof(local));
+	getsockname(fd, (struct sockaddr *)&local, &sl);
+	address_env(peer, "REMOTE", ra, rp, sizeof(ra));
+	address_env(&local, "LOCAL", la, lp, sizeof(la));
+	p = launch_proc(s, &o, err, sizeof(err));
+	close(fd);
+	if (!p) {
+		spawn_error(s, err);
+		return;
+	}
+	p->source = key;
+	p->ready = p->served = true;
+	if (src)
+		src->count++;
+	pl->running++;
+	pl->served++;
+}
+
+static void accept_ready(struct service *s, struct listener *l)
+{
+	struct pool *pl = s->pool;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t pl_len = sizeof(peer);
+		int fd;
+
+		if (pl->running >= s->conf->max_procs || !rate_allows(s)) {
+			watch_listeners(s, false);
+			return;
+		}
+		memset(&peer, 0, sizeof(peer));
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &pl_len, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Leave it in the backlog; try again shortly. */
+				log_warn("%s: cannot accept: %s", s->conf->name, strerror(errno));
+				watch_listeners(s, false);
+				timer_after(&pl->t_rate, 100, rate_timeout);
+			}
+			if (pl->rate_count)
+				pl->rate_count--;	/* nothing was taken */
+			return;
+		}
+		run_handler(s, fd, &peer);
+	}
+}
+
+/* --- events ------------------------------------------------------------------ */
+
+static void listener_event(struct watch *w, uint32_t events)
+{
+	struct listener *l = (struct listener *)((char *)w - offsetof(struct listener, w));
+	struct service *s = l->svc;
+
+	(void)events;
+	if (s->state == ST_WAITING) {
+		/* start = demand: the first connection waits in the backlog for
+		 * the process about to start. */
+		watch_listeners(s, false);
+		log_info("%s: connection pending: starting it", s->conf->name);
+		s->started_by_demand = true;
+		svc_set_state(s, ST_STOPPED);
+		svc_schedule();
+		return;
+	}
+	switch (s->conf->mode) {
+	case MODE_ACCEPT:
+		accept_ready(s, l);
+		return;
+	case MODE_PREFORK:
+		/* Nothing is idle and a connection waits: one more worker. */
+		if (s->pool && workers(s->pool) < s->conf->max_procs) {
+			log_debug("%s: connection pending and no worker idle: growing the pool", s->conf->name);
+			spawn_worker(s);
+		}
+		pool_adjust(s);
+		return;
+	default:
+		watch_listeners(s, false);
+		return;
+	}
+}
+
+void pool_start(struct service *s)
+{
+	struct pool *pl;
+
+	if (!open_listeners(s))
+		return;
+	if (!(pl = pool_get(s))) {
+		svc_failed(s, "out of memory", false, 0);
+		return;
+	}
+	listen_set_nonblocking(s, s->conf->mode == MODE_ACCEPT);
+	if (s->conf->mode == MODE_ACCEPT) {
+		svc_set_state(s, ST_READY);
+		s->reason[0] = '\0';
+		watch_listeners(s, pl->running < s->conf->max_procs);
+		return;
+	}
+	svc_set_state(s, ST_STARTING);
+	pool_adjust(s);
+	pool_state(s);
+}
+
+void pool_stop_accepting(struct service *s)
+{
+	if (s->pool) {
+		s->pool->stopping = true;
+		timer_cancel(&s->pool->t_retire);
+		timer_cancel(&s->pool->t_refill);
+		timer_cancel(&s->pool->t_rate);
+	}
+	watch_listeners(s, false);
+}
+
+void pool_release(struct service *s)
+{
+	struct pool *pl = s->pool;
+
+	watch_listeners(s, false);
+	if (!s->want)
+		listen_close(s);
+	if (!pl)
+		return;
+	timer_cancel(&pl->t_retire);
+	timer_cancel(&pl->t_refill);
+	timer_cancel(&pl->t_rate);
+	free(pl->slots);
+	free(pl->sources);
+	free(pl);
+	s->pool = NULL;
+}
+
+static void handler_exited(struct service *s, struct proc *p, int status)
+{
+	struct pool *pl = s->pool;
+	struct source *src;
+
+	if (!pl)
+		return;
+	if (pl->running)
+		pl->running--;
+	if (s->conf->per_source && (src = source_slot(pl, p->source, false)) && src->count)
+		src->count--;
+	if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		char what[128];
+
+		svc_describe_status(status, what, sizeof(what));
+		log_debug("%s: handler pid %d %s", s->conf->name, (int)p->pid, what);
+	}
+	if (!pl->stopping && s->want && !timer_armed(&pl->t_rate))
+		watch_listeners(s, pl->running < s->conf->max_procs);
+}
+
+static void worker_exited(struct service *s, struct proc *p, int status)
+{
+	struct pool *pl = s->pool;
+	int64_t uptime = loop_now() - p->started;
+	char what[128];
+
+	if (!pl)
+		return;
+	if (p->slot >= 0 && pl->slots)
+		pl->slots[p->slot] = 0;
+	worker_set(pl, p, W_NONE);
+	if (p->stopping || pl->stopping || !s->want || p->gen != s->generation)
+		return;
+	svc_describe_status(status, what, sizeof(what));
+	if (p->served || uptime >= s->conf->min_uptime) {
+		pl->failures = 0;
+		log_warn("%s: worker pid %d %s", s->conf->name, (int)p->pid, what);
+	} else {
+		int64_t d = backoff_delay(s->conf->restart_delay, s->conf->restart_delay_max, pl->failures);
+		char delay[32];
+
+		pl->failures++;
+		pl->throttle_until = loop_now() + d;
+		duration_format(d, delay, sizeof(delay));
+		log_warn("%s: worker pid %d %s before serving a connection; throttling the pool for %s",
+			 s->conf->name, (int)p->pid, what, delay);
+		svc_set_reason(s, "worker %s before serving a connection; throttled for %s", what, delay);
+		s->restarts++;
+	}
+	pool_adjust(s);
+	pool_state(s);
+}
+
+void pool_proc_exited(struct service *s, struct proc *p, int status)
+{
+	if (s->conf->mode == MODE_ACCEPT)
+		handler_exited(s, p, status);
+	else
+		worker_exited(s, p, status);
+}
+
+void pool_notify(struct service *s, struct proc *p, const char *key, const char *value)
+{
+	struct pool *pl = s->pool;
+
+	if (!pl || s->conf->mode != MODE_PREFORK || p->gen != s->generation || p->wstate == W_NONE)
+		return;		/* stale generation, retiring, or not a worker */
+	if (strcmp(key, "READY") == 0 && strcmp(value, "1") == 0) {
+		p->ready = true;
+		if (p->wstate == W_STARTING) {
+			p->idle_since = loop_now();
+			worker_set(pl, p, W_IDLE);
+		}
+	} else if (strcmp(key, "X_DROVER") == 0 && strcmp(value, "busy") == 0) {
+		if (p->wstate != W_BUSY) {
+			p->uses++;
+			pl->served++;
+		}
+		p->served = p->ready = true;
+		worker_set(pl, p, W_BUSY);
+	} else if (strcmp(key, "X_DROVER") == 0 && strcmp(value, "idle") == 0) {
+		p->ready = true;
+		p->idle_since = loop_now();
+		worker_set(pl, p, W_IDLE);
+		if (s->conf->max_use && p->uses >= s->conf->max_use)
+			retire(s, p, "max_use reached");
+	} else {
+		return;
+	}
+	pl->dynamic = p->speaks = true;
+	pool_adjust(s);
+	pool_state(s);
+}
+
+void pool_apply_live(struct service *s)
+{
+	if (!s->pool || s->pool->stopping)
+		return;
+	if (s->conf->mode == MODE_ACCEPT)
+		watch_listeners(s, s->pool->running < s->conf->max_procs);
+	else
+		pool_adjust(s);
+}
+
+void pool_roll(struct service *s)
+{
+	/* Rolling to a new generation arrives with the zero-downtime work;
+	 * until then a changed pool is replaced by stopping it first. */
+	svc_begin_stop(s, "replaced by a new definition");
+}
+
+void pool_describe(const struct service *s, unsigned *busy, unsigned *idle, unsigned *total,
+		   uint64_t *served)
+{
+	const struct pool *pl = s->pool;
+
+	*busy = pl ? (s->conf->mode == MODE_ACCEPT ? pl->running : pl->busy) : 0;
+	*idle = pl ? pl->idle : 0;
+	*total = pl ? (s->conf->mode == MODE_ACCEPT ? pl->running : workers(pl)) : 0;
+	*served = pl ? pl->served : 0;
+}

@@ -3,6 +3,8 @@
 #ifndef DROVER_POOL_H
 #define DROVER_POOL_H
 
+#include <stdint.h>
+
 #include "service.h"
 
 void pool_start(struct service *s);
@@ -13,5 +15,9 @@ void pool_proc_exited(struct service *s, struct proc *p, int status);
 void pool_notify(struct service *s, struct proc *p, const char *key, const char *value);
 void pool_apply_live(struct service *s);
 void pool_roll(struct service *s);
+/* For status: busy, idle, total workers (accept: handlers running), and
+ * connections served. */
+void pool_describe(const struct service *s, unsigned *busy, unsigned *idle, unsigned *total,
+		   uint64_t *served);
 
 #endif

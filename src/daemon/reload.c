@@ -40,7 +40,7 @@ static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result 
 			log_error("%s: out of memory adding it", nc->name);
 			return;
 		}
-		if (nc->start == START_AUTO)
+		if (nc->start != START_MANUAL)
 			deps_pull_up(s);
 		log_info("%s: added", nc->name);
 		note(w, nc->name, "added");
@@ -50,7 +50,7 @@ static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result 
 	ch = conf_compare(s->conf, nc);
 	start_changed = s->conf->start != nc->start;
 	svc_apply_conf(s, nc, c, ch == CHANGE_REPLACE);
-	if (start_changed && nc->start == START_AUTO)
+	if (start_changed && nc->start != START_MANUAL)
 		deps_pull_up(s);
 	if (ch == CHANGE_REPLACE) {
 		log_info("%s: changed: replacing its processes (generation %u)", nc->name, s->generation);

@@ -29,10 +29,13 @@ enum svc_state {
 
 struct service;
 struct output;
+struct pool;
 
 /* One bound listening socket of a service, in `listen` order. */
 struct listener {
 	int fd;			/* -1 until bound */
+	dev_t dev;		/* unix path: the socket file we made, removed */
+	ino_t ino;		/* on close only if it is still that file */
 	const struct listen_conf *conf;
 	struct service *svc;
 	struct watch w;		/* demand start, prefork growth, accept mode */
@@ -53,6 +56,13 @@ struct proc {
 	bool killed;		/* SIGKILL sent */
 	struct output *out;	/* its stdout/stderr pipe */
 	struct timer t_kill;	/* stop_timeout, then SIGKILL */
+	/* prefork workers and accept handlers (pool.c) */
+	enum { W_NONE, W_STARTING, W_IDLE, W_BUSY } wstate;
+	bool speaks;		/* it has used the status protocol */
+	bool served;		/* it took at least one connection */
+	unsigned uses;		/* connections taken */
+	int64_t idle_since;
+	uint64_t source;	/* accept: hash of the client address, for per_source */
 };
 
 struct service {
@@ -81,6 +91,7 @@ struct service {
 	struct svc_log *log;	/* ring and file for its output; NULL until needed */
 	struct listener *lis;	/* conf->nlisten entries, or NULL */
 	int nlis;
+	struct pool *pool;	/* prefork and accept: workers, counters, limits */
 	bool fail_pending;	/* a stop we began because it failed: back off after */
 	bool started_by_demand;	/* start = demand: a connection is pending */
 	unsigned pull_stamp, push_stamp;	/* deps.c */
@@ -128,6 +139,11 @@ struct proc *svc_main_proc(struct service *s);
 /* A start failed or a process ended early: back off or stop for good.
  * clean: it exited 0; uptime: how long it ran (ms). */
 void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime);
+/* Not restarting: state st (stopped, failed, done) for good; what requires
+ * it stops too; a critical service takes droverd down. */
+void svc_end(struct service *s, enum svc_state st, const char *why);
+void svc_set_state(struct service *s, enum svc_state st);
+void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Stop every process of s (stop_signal, then SIGKILL after stop_timeout). */
 void svc_begin_stop(struct service *s, const char *why);
 /* Drop a reference to a configuration; frees it with the last one. */

@@ -34,7 +34,7 @@ void svc_schedule(void)
 	eval_pending = true;
 }
 
-static void set_state(struct service *s, enum svc_state st)
+void svc_set_state(struct service *s, enum svc_state st)
 {
 	if (s->state == st)
 		return;
@@ -44,8 +44,7 @@ static void set_state(struct service *s, enum svc_state st)
 	svc_schedule();
 }
 
-static void set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_reason(struct service *s, const char *fmt, ...)
+void svc_set_reason(struct service *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -82,11 +81,11 @@ static void cancel_timers(struct service *s)
 
 /* Ends for good: not wanted any more, its dependents follow, and a critical
  * service takes droverd down with its exit status. */
-static void end_for_good(struct service *s, enum svc_state st, const char *why)
+void svc_end(struct service *s, enum svc_state st, const char *why)
 {
 	cancel_timers(s);
-	set_state(s, st);
-	set_reason(s, "%s", why);
+	svc_set_state(s, st);
+	svc_set_reason(s, "%s", why);
 	deps_push_down(s, NULL);
 	if (s->conf->critical) {
 		log_info("%s: critical service ended (%s): shutting down", s->conf->name, why);
@@ -101,7 +100,7 @@ static void restart_due(struct timer *t)
 	if (s->state != ST_BACKOFF || !s->want)
 		return;
 	s->restarts++;
-	set_state(s, ST_STOPPED);
+	svc_set_state(s, ST_STOPPED);
 }
 
 /* A start that failed, or a process that ended when it should not have:
@@ -118,7 +117,7 @@ void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime)
 	if (!again || !s->want) {
 		log_warn("%s: %s; not restarting (restart = %s)", c->name, why,
 			 c->restart == RESTART_NO ? "no" : "on-failure");
-		end_for_good(s, clean ? ST_STOPPED : ST_FAILED, why);
+		svc_end(s, clean ? ST_STOPPED : ST_FAILED, why);
 		return;
 	}
 	d = backoff_delay(c->restart_delay, c->restart_delay_max, s->failures);
@@ -126,8 +125,8 @@ void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime)
 	s->next_attempt = loop_now() + d;
 	duration_format(d, delay, sizeof(delay));
 	cancel_timers(s);
-	set_state(s, ST_BACKOFF);
-	set_reason(s, "%s; restarting in %s", why, delay);
+	svc_set_state(s, ST_BACKOFF);
+	svc_set_reason(s, "%s; restarting in %s", why, delay);
 	log_warn("%s: %s; restarting in %s", c->name, why, delay);
 	timer_at(&s->t_restart, s->next_attempt, restart_due);
 }
@@ -141,7 +140,7 @@ static void ready_timeout(struct timer *t)
 		return;
 	duration_format(s->conf->ready_timeout, d, sizeof(d));
 	log_warn("%s: not ready within %s: stopping it", s->conf->name, d);
-	set_reason(s, "not ready within %s", d);
+	svc_set_reason(s, "not ready within %s", d);
 	s->fail_pending = true;
 	svc_begin_stop(s, s->reason);
 }
@@ -156,18 +155,18 @@ static void watchdog_timeout(struct timer *t)
 		return;
 	duration_format(s->conf->watchdog, d, sizeof(d));
 	log_warn("%s: no WATCHDOG=1 from pid %d within %s: aborting it", s->conf->name, (int)p->pid, d);
-	set_reason(s, "watchdog: no sign of life within %s", d);
+	svc_set_reason(s, "watchdog: no sign of life within %s", d);
 	s->fail_pending = true;
 	proc_signal(p, SIGABRT);
 	proc_stop(p, SIGABRT, s->conf->stop_timeout);
-	set_state(s, ST_STOPPING);
+	svc_set_state(s, ST_STOPPING);
 }
 
 static void became_ready(struct service *s, struct proc *p)
 {
 	p->ready = true;
 	timer_cancel(&s->t_ready);
-	set_state(s, ST_READY);
+	svc_set_state(s, ST_READY);
 	s->reason[0] = '\0';
 	if (s->conf->watchdog)
 		timer_after(&s->t_watchdog, s->conf->watchdog, watchdog_timeout);
@@ -182,9 +181,10 @@ static void start_main(struct service *s)
 
 	if (listen_open(s, err, sizeof(err)) < 0) {
 		log_error("%s: %s", s->conf->name, err);
-		end_for_good(s, ST_FAILED, err);
+		svc_end(s, ST_FAILED, err);
 		return;
 	}
+	listen_set_nonblocking(s, false);
 	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
 		log_error("%s: %s", s->conf->name, err);
 		s->last_status = -1;
@@ -197,8 +197,8 @@ static void start_main(struct service *s)
 		became_ready(s, p);
 		return;
 	}
-	set_state(s, ST_STARTING);
-	set_reason(s, "%s", s->conf->ready == READY_NOTIFY ? "waiting for READY=1" : "running");
+	svc_set_state(s, ST_STARTING);
+	svc_set_reason(s, "%s", s->conf->ready == READY_NOTIFY ? "waiting for READY=1" : "running");
 	timer_after(&s->t_ready, s->conf->ready_timeout, ready_timeout);
 }
 
@@ -244,12 +244,12 @@ static void timer_run(struct service *s)
 	}
 	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
 		log_error("%s: %s", s->conf->name, err);
-		set_reason(s, "last run: %s", err);
+		svc_set_reason(s, "last run: %s", err);
 		return;
 	}
 	log_info("%s: run started, pid %d", s->conf->name, (int)p->pid);
 	p->ready = true;
-	set_state(s, ST_RUNNING);
+	svc_set_state(s, ST_RUNNING);
 }
 
 static void sched_timeout(struct timer *t)
@@ -280,8 +280,8 @@ static void try_start(struct service *s)
 	char why[200];
 
 	if (!deps_can_start(s, why, sizeof(why))) {
-		set_state(s, ST_STARTING);
-		set_reason(s, "%s", why);
+		svc_set_state(s, ST_STARTING);
+		svc_set_reason(s, "%s", why);
 		return;
 	}
 	switch (s->conf->mode) {
@@ -297,10 +297,16 @@ static void try_start(struct service *s)
 		return;
 	case MODE_TIMER:
 		s->reason[0] = '\0';
-		set_state(s, ST_WAITING);
+		svc_set_state(s, ST_WAITING);
 		sched_arm(s);
 		return;
 	case MODE_PREFORK:
+		if (s->conf->start == START_DEMAND && !s->started_by_demand) {
+			pool_wait_demand(s);
+			return;
+		}
+		pool_start(s);
+		return;
 	case MODE_ACCEPT:
 		pool_start(s);
 		return;
@@ -318,8 +324,8 @@ void svc_begin_stop(struct service *s, const char *why)
 		if (!p->exited)
 			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
 	if (s->procs) {
-		set_state(s, ST_STOPPING);
-		set_reason(s, "%s", why);
+		svc_set_state(s, ST_STOPPING);
+		svc_set_reason(s, "%s", why);
 	}
 }
 
@@ -335,7 +341,7 @@ static void eval_up(struct service *s)
 		break;
 	case ST_STOPPING:
 		if (!s->procs && !s->fail_pending)
-			set_state(s, ST_STOPPED);
+			svc_set_state(s, ST_STOPPED);
 		break;
 	default:
 		break;
@@ -352,7 +358,7 @@ static void eval_down(struct service *s)
 		return;
 	case ST_STOPPING:
 		if (!s->procs) {
-			set_state(s, ST_STOPPED);
+			svc_set_state(s, ST_STOPPED);
 			pool_release(s);
 		}
 		return;
@@ -364,11 +370,11 @@ static void eval_down(struct service *s)
 	if (!has_live_leader(s)) {
 		timer_cancel(&s->t_ready);
 		pool_release(s);
-		set_state(s, s->procs ? ST_STOPPING : ST_STOPPED);
+		svc_set_state(s, s->procs ? ST_STOPPING : ST_STOPPED);
 		return;
 	}
 	if (!deps_can_stop(s, why, sizeof(why))) {
-		set_reason(s, "%s", why);
+		svc_set_reason(s, "%s", why);
 		return;
 	}
 	svc_begin_stop(s, s->reason[0] ? s->reason : "stopping");
@@ -429,23 +435,35 @@ static void main_exited(struct service *s, struct proc *p, int status)
 		}
 		return;
 	}
+	if (s->conf->start == START_DEMAND) {
+		/* Back to waiting for the next connection (a failure backs off
+		 * first). */
+		s->started_by_demand = false;
+		if (clean) {
+			log_info("%s: pid %d %s; waiting for the next connection", s->conf->name,
+				 (int)p->pid, what);
+			s->failures = 0;
+			svc_set_state(s, ST_STOPPED);
+			return;
+		}
+	}
 	switch (s->conf->mode) {
 	case MODE_ONESHOT:
 		if (clean) {
 			log_info("%s: finished", s->conf->name);
 			s->failures = 0;
-			set_state(s, ST_DONE);
-			set_reason(s, "finished");
+			svc_set_state(s, ST_DONE);
+			svc_set_reason(s, "finished");
 			if (s->conf->critical)
-				end_for_good(s, ST_DONE, "finished");
+				svc_end(s, ST_DONE, "finished");
 			return;
 		}
 		svc_failed(s, what, false, uptime);
 		return;
 	case MODE_TIMER:
 		log_msg(clean ? LV_INFO : LV_WARN, "%s: run %s", s->conf->name, what);
-		set_reason(s, "last run %s", what);
-		set_state(s, ST_WAITING);
+		svc_set_reason(s, "last run %s", what);
+		svc_set_state(s, ST_WAITING);
 		return;
 	default:
 		svc_failed(s, what, clean, uptime);
@@ -495,7 +513,7 @@ void svc_notify(struct proc *p, const char *key, const char *value)
 		if (timer_armed(&s->t_watchdog))
 			timer_after(&s->t_watchdog, s->conf->watchdog, watchdog_timeout);
 	} else if (strcmp(key, "STOPPING") == 0 && strcmp(value, "1") == 0) {
-		set_reason(s, "stopping (said the service)");
+		svc_set_reason(s, "stopping (said the service)");
 	}
 }
 
@@ -526,7 +544,7 @@ void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner
 	s->failures = 0;
 	if (s->state == ST_BACKOFF) {
 		timer_cancel(&s->t_restart);
-		set_state(s, ST_STOPPED);
+		svc_set_state(s, ST_STOPPED);
 	}
 	if (conf->mode == MODE_PREFORK && has_live_leader(s))
 		pool_roll(s);

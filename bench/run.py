@@ -1,0 +1,638 @@
+#!/usr/bin/python3
+"""drover benchmark: droverd side by side with runit and s6, in one run.
+
+Measures, and prints as tables with ratios:
+  1. memory of the supervisor itself (VmRSS and PSS) once N `sleep` services
+     are up: droverd alone; runit = runsvdir + every runsv; s6 = s6-svscan +
+     every s6-supervise;
+  2. bring-up time: from launching the supervisor until N `sleep` processes
+     with the expected argv exist;
+  3. spawn rate: droverd restarting a `/bin/true` service with no delay,
+     small and while supervising 1000 services, against bench/spawn_loop.c
+     (posix_spawn, vfork, fork; each with and without a 100 MB touched heap).
+
+A benchmark, not a test: it asserts nothing about speed, it prints figures
+and whether the targets of the issue are met. Every process it starts is
+stopped by PID before it exits (also on Ctrl-C, SIGTERM or an error): it is
+a child subreaper, so nothing a supervisor leaves behind escapes it.
+
+Usage: /usr/bin/python3 bench/run.py [--quick] [--sizes 100,1000] [--reps N]
+                                     [--window S] [--build DIR] [--keep]
+Standard library only.
+"""
+import argparse
+import ctypes
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = ("droverd", "runit", "s6")
+PEER_BINS = {
+    "runit": ("/usr/bin/runsvdir", "/usr/bin/runsv"),
+    "s6": ("/usr/bin/s6-svscan", "/usr/bin/s6-supervise"),
+}
+TARGET_RSS_KB = {100: 2 * 1024, 1000: 8 * 1024}
+HEAP_MB = 100
+TOTAL_TIMEOUT = 15 * 60          # the whole run, whatever happens
+UP_TIMEOUT = 120.0               # bring-up of one supervisor
+STOP_TIMEOUT = 30.0              # graceful stop of one supervisor
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class BenchError(Exception):
+    pass
+
+
+def die_on_signal(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# ---------------------------------------------------------------- /proc
+
+
+def proc_stat(pid):
+    """(state, ppid) of pid, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children(pid):
+    kids = []
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                kids.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def descendants(root):
+    """Every live process below root, found through the ppid links."""
+    by_parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(int(name))
+            if st:
+                by_parent.setdefault(st[1], []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        for kid in by_parent.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
+def mem_kb(pid):
+    """(VmRSS, Pss) of pid in kB."""
+    rss = pss = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    if rss is None or pss is None:
+        raise BenchError(f"no VmRSS/Pss for pid {pid}")
+    return rss, pss
+
+
+class ArgvCounter:
+    """Counts live processes whose argv is exactly `argv`. Positive PIDs are
+    remembered (a `sleep` never execs again); every other PID is re-read,
+    because a child shows its parent's argv until it has exec'd."""
+
+    def __init__(self, argv):
+        self.want = b"\0".join(a.encode() for a in argv) + b"\0"
+        self.seen = set()
+
+    def count(self):
+        live = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            if pid in self.seen:
+                live.add(pid)
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() == self.want:
+                        live.add(pid)
+            except OSError:
+                pass
+        self.seen = live
+        return len(live)
+
+
+# ---------------------------------------------------------------- process hygiene
+
+
+class Procs:
+    """Every process this run started; stop_all() leaves none behind."""
+
+    def __init__(self):
+        self.popens = []
+
+    def start(self, argv, log, **kw):
+        with open(log, "ab") as f:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                 start_new_session=True, **kw)
+        self.popens.append(p)
+        return p
+
+    def reap_orphans(self):
+        """Reap zombies re-parented to us (we are a subreaper)."""
+        mine = {p.pid for p in self.popens}
+        for kid in children(os.getpid()):
+            st = proc_stat(kid)
+            if st and st[0] == "Z" and kid not in mine:
+                try:
+                    os.waitpid(kid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def stop_all(self):
+        """SIGKILL, by PID, whatever still runs below us; reap it all."""
+        for _ in range(50):
+            left = [p for p in descendants(os.getpid())
+                    if (proc_stat(p) or ("Z",))[0] != "Z"]
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+            self.reap_orphans()
+        for p in self.popens:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.reap_orphans()
+
+
+def wait_until(cond, timeout, what, interval=0.002, on_poll=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if on_poll:
+            on_poll()
+        if time.monotonic() >= deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- supervisors
+
+
+class Supervisor:
+    """One supervisor running N `sleep TAG` services in its own directory."""
+
+    name = "?"
+
+    def __init__(self, procs, workdir, n, tag):
+        self.procs, self.dir, self.n = procs, Path(workdir), n
+        self.sleep_argv = ["sleep", str(tag)]
+        self.log = self.dir / "supervisor.log"
+        self.popen = None
+        self.dir.mkdir(parents=True)
+
+    def prepare(self):
+        raise NotImplementedError
+
+    def launch(self):
+        raise NotImplementedError
+
+    def supervision_pids(self):
+        """The processes counted as the supervisor's memory."""
+        raise NotImplementedError
+
+    def ask_stop(self):
+        raise NotImplementedError
+
+    def check_alive(self):
+        if self.popen.poll() is not None:
+            raise BenchError(f"{self.name} exited with status {self.popen.returncode}; "
+                             f"log {self.log}:\n{log_tail(self.log)}")
+
+    def stop(self, counter):
+        """Graceful stop, bounded in time; the caller's stop_all() is the net."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            self.ask_stop()
+            wait_until(lambda: self.popen.poll() is not None, STOP_TIMEOUT,
+                       f"{self.name} to exit", interval=0.02, on_poll=self.procs.reap_orphans)
+            wait_until(lambda: counter.count() == 0, STOP_TIMEOUT,
+                       f"{self.name}'s services to stop", interval=0.02,
+                       on_poll=self.procs.reap_orphans)
+        finally:
+            self.procs.stop_all()
+
+
+class Droverd(Supervisor):
+    name = "droverd"
+
+    def __init__(self, procs, workdir, n, tag, build, extra=""):
+        super().__init__(procs, workdir, n, tag)
+        self.build, self.extra = build, extra
+        self.sock = self.dir / "control.sock"
+
+    def prepare(self):
+        cmd = " ".join(self.sleep_argv)
+        with open(self.dir / "drover.conf", "w") as f:
+            for i in range(self.n):
+                f.write(f"[service s{i}]\ncommand = {cmd}\n\n")
+            f.write(self.extra)
+
+    def launch(self):
+        self.popen = self.procs.start([str(self.build / "droverd"), "-c",
+                                       str(self.dir / "drover.conf"), "-S", str(self.sock)],
+                                      self.log)
+
+    def supervision_pids(self):
+        return [self.popen.pid]
+
+    def drover(self, *args, timeout=20):
+        r = subprocess.run([str(self.build / "drover"), "-S", str(self.sock), *args],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise BenchError(f"drover {' '.join(args)}: exit {r.returncode}: "
+                             f"{r.stderr.decode(errors='replace').strip()}")
+        return r.stdout
+
+    def status(self, *names):
+        return json.loads(self.drover("status", *names, "--json"))
+
+    def ask_stop(self):
+        try:
+            self.drover("shutdown", timeout=STOP_TIMEOUT)
+        except (BenchError, subprocess.TimeoutExpired):
+            self.popen.send_signal(signal.SIGTERM)
+
+
+class RunDirSupervisor(Supervisor):
+    """runit and s6 both read a directory of NAME/run scripts."""
+
+    def prepare(self):
+        self.svdir = self.dir / "sv"
+        self.svdir.mkdir()
+        script = f"#!/bin/sh\nexec {' '.join(self.sleep_argv)}\n"
+        for i in range(self.n):
+            d = self.svdir / f"s{i}"
+            d.mkdir()
+            (d / "run").write_text(script)
+            (d / "run").chmod(0o755)
+
+    def supervision_pids(self):
+        return [self.popen.pid] + children(self.popen.pid)
+
+
+class Runit(RunDirSupervisor):
+    name = "runit"
+
+    def launch(self):
+        self.popen = self.procs.start(["/usr/bin/runsvdir", str(self.svdir)], self.log)
+
+    def ask_stop(self):
+        # runit's own way to stop everything: runsvdir sends TERM to every
+        # runsv and exits 111; each runsv stops its service, then exits (we
+        # reap it: it is re-parented to us).
+        self.popen.send_signal(signal.SIGHUP)
+
+
+class S6(RunDirSupervisor):
+    name = "s6"
+
+    def launch(self):
+        # -c: s6-svscan supervises at most 500 services by default.
+        self.popen = self.procs.start(["/usr/bin/s6-svscan", "-c", str(self.n + 16),
+                                       str(self.svdir)], self.log)
+
+    def ask_stop(self):
+        # Same as s6-svscanctl -t: stop every service and supervisor, exit 0.
+        self.popen.send_signal(signal.SIGTERM)
+
+
+def log_tail(path, lines=15):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def bring_up(cls, procs, tmp, n, rep, opts):
+    """Start one supervisor with n services; return (seconds, rss_kb, pss_kb, nprocs)."""
+    tag = 900000 + os.getpid() % 1000 * 100 + PEERS.index(cls.name) * 10 + rep
+    work = tmp / f"{cls.name}-{n}-{rep}"
+    sup = (Droverd(procs, work, n, tag, opts.build) if cls is Droverd
+           else cls(procs, work, n, tag))
+    sup.prepare()
+    counter = ArgvCounter(sup.sleep_argv)
+    if counter.count():
+        raise BenchError(f"processes `{' '.join(sup.sleep_argv)}` already exist")
+    try:
+        t0 = time.monotonic()
+        sup.launch()
+        wait_until(lambda: counter.count() >= n, UP_TIMEOUT,
+                   f"{n} services of {cls.name} to be up", on_poll=sup.check_alive)
+        elapsed = time.monotonic() - t0
+        if cls is not Droverd:
+            wait_until(lambda: len(sup.supervision_pids()) >= n + 1, 10,
+                       f"{n} supervise processes of {cls.name}")
+        else:
+            states = [s["state"] for s in sup.status()]
+            if states.count("ready") != n:
+                raise BenchError(f"droverd: {states.count('ready')} of {n} ready")
+        time.sleep(0.5)     # let the supervisors settle after start-up
+        pids = sup.supervision_pids()
+        rss = pss = 0
+        for pid in pids:
+            r, p = mem_kb(pid)
+            rss, pss = rss + r, pss + p
+        return elapsed, rss, pss, len(pids)
+    finally:
+        sup.stop(counter)
+
+
+def spawn_loop_rates(exe, seconds):
+    out = []
+    for mode in ("posix_spawn", "vfork", "fork"):
+        for heap in (0, HEAP_MB):
+            r = subprocess.run([str(exe), mode, str(seconds), str(heap)], capture_output=True,
+                               text=True, timeout=seconds + 60)
+            if r.returncode != 0:
+                raise BenchError(f"spawn_loop {mode} {heap}: {r.stderr.strip()}")
+            fields = dict(kv.split("=") for kv in r.stdout.split())
+            out.append((mode, heap, float(fields["rate"])))
+    return out
+
+
+TRUE_SERVICE = """[service spawner]
+command = /bin/true
+restart = always
+restart_delay = 0
+restart_delay_max = 0
+min_uptime = 0
+"""
+
+
+def droverd_spawn_rate(procs, tmp, n_sleep, window, opts):
+    """Completed spawns per second of a /bin/true service, droverd also
+    supervising n_sleep sleep services. Returns (rate, rss_before, rss_after)."""
+    tag = 990000 + os.getpid() % 1000 * 10 + (1 if n_sleep else 0)
+    sup = Droverd(procs, tmp / f"spawn-{n_sleep}", n_sleep, tag, opts.build, TRUE_SERVICE)
+    sup.prepare()
+    counter = ArgvCounter(sup.sleep_argv)
+    try:
+        sup.launch()
+        wait_until(lambda: counter.count() >= n_sleep, UP_TIMEOUT,
+                   f"{n_sleep} services of droverd", on_poll=sup.check_alive)
+        wait_until(lambda: sup.sock.exists(), 10, "droverd's control socket")
+        time.sleep(1.0)                         # warm-up
+        rss0 = mem_kb(sup.popen.pid)[0]
+        a = sup.status("spawner")[0]["restarts"]
+        t0 = time.monotonic()
+        time.sleep(window)
+        b = sup.status("spawner")[0]["restarts"]
+        t1 = time.monotonic()
+        sup.check_alive()
+        rss1 = mem_kb(sup.popen.pid)[0]
+        return (b - a) / (t1 - t0), rss0, rss1
+    finally:
+        sup.stop(counter)
+
+
+# ---------------------------------------------------------------- output
+
+
+def mb(kb):
+    return f"{kb / 1024:.2f} MB"
+
+
+def table(head, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+
+
+def pkg_version(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
+def loadavg():
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def header(opts):
+    print("drover benchmark" + (" (--quick)" if opts.quick else ""))
+    print(f"  host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
+          f"load average {loadavg()} at start")
+    print(f"  droverd: {opts.build / 'droverd'}; peers: runit {pkg_version('runit')}, "
+          f"s6 {pkg_version('s6')}")
+    print(f"  sizes {opts.sizes}, {opts.reps} run(s) each (median shown), "
+          f"spawn window {opts.window:g} s")
+    print("  ratios are peer / droverd: above 1 means droverd uses less memory or time")
+    print()
+
+
+def report_memory(res, sizes):
+    print("1. Memory of the supervision itself, every service up "
+          "(droverd; runsvdir + runsv each; s6-svscan + s6-supervise each)")
+    rows = []
+    for n in sizes:
+        d = res[("droverd", n)]
+        for peer in PEERS:
+            r = res.get((peer, n))
+            if not r:
+                rows.append((n, peer, "n/a", "", "", "", ""))
+                continue
+            rss, pss = statistics.median(r["rss"]), statistics.median(r["pss"])
+            drss, dpss = statistics.median(d["rss"]), statistics.median(d["pss"])
+            rows.append((n, peer, r["nprocs"], mb(rss), mb(pss),
+                         f"{rss / drss:.1f}x", f"{pss / dpss:.1f}x"))
+    table(("services", "supervisor", "procs", "RSS total", "PSS total",
+           "RSS vs droverd", "PSS vs droverd"), rows)
+    for n in sizes:
+        if n in TARGET_RSS_KB:
+            rss = statistics.median(res[("droverd", n)]["rss"])
+            ok = "met" if rss <= TARGET_RSS_KB[n] else "NOT met"
+            print(f"target: droverd RSS at {n} services {mb(rss)} <= "
+                  f"{TARGET_RSS_KB[n] // 1024} MB: {ok}")
+    print()
+
+
+def report_bringup(res, sizes):
+    print("2. Bring-up: from launching the supervisor until every `sleep` service process runs")
+    rows = []
+    for n in sizes:
+        d = statistics.median(res[("droverd", n)]["t"])
+        for peer in PEERS:
+            r = res.get((peer, n))
+            if not r:
+                rows.append((n, peer, "n/a", "", "", ""))
+                continue
+            t = r["t"]
+            rows.append((n, peer, f"{statistics.median(t):.3f} s", f"{min(t):.3f} s",
+                         f"{max(t):.3f} s", f"{statistics.median(t) / d:.2f}x"))
+    table(("services", "supervisor", "median", "min", "max", "vs droverd"), rows)
+    for n in sizes:
+        d = statistics.median(res[("droverd", n)]["t"])
+        peers = [p for p in PEERS[1:] if (p, n) in res]
+        faster = all(d < statistics.median(res[(p, n)]["t"]) for p in peers)
+        print(f"target: droverd faster than {' and '.join(peers)} at {n} services: "
+              f"{'met' if faster else 'NOT met'}")
+    print()
+
+
+def report_spawn(loop, drov, window, big):
+    print(f"3. Spawn rate of /bin/true (spawn + exit + reap), completed spawns per second")
+    base = next(r for m, h, r in loop if m == "posix_spawn" and h == 0)
+    rows = [(f"spawn_loop {m}, {h} MB heap", f"{r:.0f}", f"{r / base:.2f}x", "")
+            for m, h, r in loop]
+    for label, (rate, rss0, rss1) in drov:
+        rows.append((label, f"{rate:.0f}", f"{rate / base:.2f}x",
+                     f"RSS {mb(rss0)} -> {mb(rss1)}"))
+    table(("spawner", "spawns/s", "vs posix_spawn 0 MB", "droverd RSS over the window"), rows)
+    rate = {(m, h): r for m, h, r in loop}
+    for m in ("posix_spawn", "vfork", "fork"):
+        print(f"{m}: {HEAP_MB} MB heap runs at {rate[(m, HEAP_MB)] / rate[(m, 0)]:.2f}x "
+              f"its 0 MB rate")
+    if len(drov) == 2:
+        small, large = drov[0][1][0], drov[1][1][0]
+        print(f"droverd supervising {big} services spawns at {large / small:.2f}x "
+              f"its rate with 1 service")
+    print(f"(droverd's figures: restarts counted by `drover status --json` over {window:g} s)")
+    print()
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 run per size, 2 s windows")
+    ap.add_argument("--sizes", help="comma-separated service counts (default 100,1000)")
+    ap.add_argument("--reps", type=int, help="runs per supervisor and size (default 3)")
+    ap.add_argument("--window", type=float, help="spawn-rate window, seconds (default 5)")
+    ap.add_argument("--build", type=Path, default=REPO / "build-bench",
+                    help="directory holding droverd and drover (default build-bench; "
+                         "built with make when missing)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    o = ap.parse_args()
+    o.sizes = [int(x) for x in o.sizes.split(",")] if o.sizes else [100, 1000]
+    o.reps = o.reps or (1 if o.quick else 3)
+    o.window = o.window or (2.0 if o.quick else 5.0)
+    o.build = o.build.resolve()
+    return o
+
+
+def prerequisites(opts, tmp):
+    if not (opts.build / "droverd").exists() or not (opts.build / "drover").exists():
+        subprocess.run(["make", "-C", str(REPO), f"BUILD={opts.build}", "all"], check=True,
+                       timeout=600)
+    exe = tmp / "spawn_loop"
+    subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(exe),
+                    str(REPO / "bench" / "spawn_loop.c")], check=True, timeout=120)
+    peers = [Droverd]
+    for cls in (Runit, S6):
+        if all(os.access(b, os.X_OK) for b in PEER_BINS[cls.name]):
+            peers.append(cls)
+        else:
+            print(f"warning: {cls.name} is not installed (scripts/deps.sh bench); "
+                  f"skipping it", file=sys.stderr)
+    return exe, peers
+
+
+def run(opts, procs, tmp):
+    exe, peers = prerequisites(opts, tmp)
+    header(opts)
+    res = {}
+    for n in opts.sizes:
+        for rep in range(opts.reps):
+            # rotate the order, so that drift in the machine's load is shared
+            for cls in peers[rep % len(peers):] + peers[:rep % len(peers)]:
+                t, rss, pss, nprocs = bring_up(cls, procs, tmp, n, rep, opts)
+                r = res.setdefault((cls.name, n), {"t": [], "rss": [], "pss": []})
+                r["t"].append(t)
+                r["rss"].append(rss)
+                r["pss"].append(pss)
+                r["nprocs"] = nprocs
+                print(f"  ... {cls.name:8} {n:5} services, run {rep + 1}: up in {t:.3f} s, "
+                      f"RSS {mb(rss)}, PSS {mb(pss)}", flush=True)
+    seconds = 1.0 if opts.quick else 3.0
+    loop = spawn_loop_rates(exe, seconds)
+    big = max(opts.sizes)
+    drov = [("droverd, 1 service", droverd_spawn_rate(procs, tmp, 0, opts.window, opts)),
+            (f"droverd, 1 service + {big} sleep", droverd_spawn_rate(procs, tmp, big,
+                                                                   opts.window, opts))]
+    print()
+    report_memory(res, opts.sizes)
+    report_bringup(res, opts.sizes)
+    report_spawn(loop, drov, opts.window, big)
+    print(f"load average {loadavg()} at the end (2 CPUs shared with anything else running)")
+
+
+def main():
+    opts = parse_args()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        print("bench: cannot become a child subreaper", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, die_on_signal)
+    signal.signal(signal.SIGHUP, die_on_signal)
+    signal.signal(signal.SIGALRM, die_on_signal)
+    signal.alarm(TOTAL_TIMEOUT)
+    tmp = Path(tempfile.mkdtemp(prefix="drover-bench."))
+    procs = Procs()
+    t0 = time.monotonic()
+    try:
+        run(opts, procs, tmp)
+        print(f"total time {time.monotonic() - t0:.0f} s")
+        return 0
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print(f"bench: interrupted ({e or 'Ctrl-C'}); stopping everything", file=sys.stderr)
+        return 130
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # finish the clean-up
+        procs.stop_all()
+        if opts.keep:
+            print(f"bench: kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
