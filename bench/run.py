@@ -8,8 +8,9 @@ Measures, and prints as tables with ratios:
   2. bring-up time: from launching the supervisor until N `sleep` processes
      with the expected argv exist;
   3. spawn rate: droverd restarting a `/bin/true` service with no delay,
-     small and while supervising 1000 services, against bench/spawn_loop.c
-     (posix_spawn, vfork, fork; each with and without a 100 MB touched heap).
+     alone and beside 1000 and 2000 `sleep` services (one droverd each),
+     against bench/spawn_loop.c (posix_spawn, vfork, fork; each with and
+     without a 100 MB touched heap).
 
 A benchmark, not a test: it asserts nothing about speed, it prints figures
 and whether the targets of the issue are met. Every process it starts is
@@ -17,8 +18,8 @@ stopped by PID before it exits (also on Ctrl-C, SIGTERM or an error): it is
 a child subreaper, so nothing a supervisor leaves behind escapes it.
 
 Usage: /usr/bin/python3 bench/run.py [--quick] [--sizes 100,1000] [--reps N]
-                                     [--window S] [--build DIR] [--keep]
-Standard library only.
+           [--spawn-sizes 0,1000,2000] [--window S] [--build DIR] [--keep]
+Standard library only. See bench/README.md for how to read the output.
 """
 import argparse
 import ctypes
@@ -312,6 +313,14 @@ class RunDirSupervisor(Supervisor):
 class Runit(RunDirSupervisor):
     name = "runit"
 
+    def prepare(self):
+        super().prepare()
+        # runsvdir sleeps 1 s before its scan when the directory was modified
+        # in the current second (it guards against a half-written service).
+        # Real service directories are older than the boot: say so.
+        old = time.time() - 3600
+        os.utime(self.svdir, (old, old))
+
     def launch(self):
         self.popen = self.procs.start(["/usr/bin/runsvdir", str(self.svdir)], self.log)
 
@@ -345,9 +354,26 @@ def log_tail(path, lines=15):
 # ---------------------------------------------------------------- measurements
 
 
+def sleep_tag(phase, *parts):
+    """A `sleep` argument no other process on the machine uses."""
+    return "".join(str(x) for x in (phase, os.getpid(), *parts))
+
+
+def rss_split(pid):
+    """RssAnon and RssFile of pid in kB: what droverd allocated vs mapped."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    return out.get("RssAnon", 0), out.get("RssFile", 0)
+
+
 def bring_up(cls, procs, tmp, n, rep, opts):
-    """Start one supervisor with n services; return (seconds, rss_kb, pss_kb, nprocs)."""
-    tag = 900000 + os.getpid() % 1000 * 100 + PEERS.index(cls.name) * 10 + rep
+    """Start one supervisor with n services, measure, stop it. Returns a dict:
+    t (seconds to all up), rss and pss (kB, summed), nprocs, and for droverd
+    anon/file (kB)."""
+    tag = sleep_tag(1, PEERS.index(cls.name), rep)
     work = tmp / f"{cls.name}-{n}-{rep}"
     sup = (Droverd(procs, work, n, tag, opts.build) if cls is Droverd
            else cls(procs, work, n, tag))
@@ -360,40 +386,40 @@ def bring_up(cls, procs, tmp, n, rep, opts):
         sup.launch()
         wait_until(lambda: counter.count() >= n, UP_TIMEOUT,
                    f"{n} services of {cls.name} to be up", on_poll=sup.check_alive)
-        elapsed = time.monotonic() - t0
-        if cls is not Droverd:
-            wait_until(lambda: len(sup.supervision_pids()) >= n + 1, 10,
-                       f"{n} supervise processes of {cls.name}")
-        else:
+        out = {"t": time.monotonic() - t0}
+        if cls is Droverd:
             states = [s["state"] for s in sup.status()]
             if states.count("ready") != n:
-                raise BenchError(f"droverd: {states.count('ready')} of {n} ready")
+                raise BenchError(f"droverd: {states.count('ready')} of {n} services ready")
+        else:
+            wait_until(lambda: len(sup.supervision_pids()) >= n + 1, 10,
+                       f"{n} supervise processes of {cls.name}")
         time.sleep(0.5)     # let the supervisors settle after start-up
         pids = sup.supervision_pids()
-        rss = pss = 0
+        out["rss"] = out["pss"] = 0
         for pid in pids:
-            r, p = mem_kb(pid)
-            rss, pss = rss + r, pss + p
-        return elapsed, rss, pss, len(pids)
+            rss, pss = mem_kb(pid)
+            out["rss"] += rss
+            out["pss"] += pss
+        out["nprocs"] = len(pids)
+        if cls is Droverd:
+            out["anon"], out["file"] = rss_split(sup.popen.pid)
+        return out
     finally:
         sup.stop(counter)
 
 
-def spawn_loop_rates(exe, seconds):
-    out = []
-    for mode in ("posix_spawn", "vfork", "fork"):
-        for heap in (0, HEAP_MB):
-            r = subprocess.run([str(exe), mode, str(seconds), str(heap)], capture_output=True,
-                               text=True, timeout=seconds + 60)
-            if r.returncode != 0:
-                raise BenchError(f"spawn_loop {mode} {heap}: {r.stderr.strip()}")
-            fields = dict(kv.split("=") for kv in r.stdout.split())
-            out.append((mode, heap, float(fields["rate"])))
-    return out
+def spawn_loop_rate(exe, mode, heap, seconds):
+    r = subprocess.run([str(exe), mode, str(seconds), str(heap)], capture_output=True,
+                       text=True, timeout=seconds + 60)
+    if r.returncode != 0:
+        raise BenchError(f"spawn_loop {mode} {seconds} {heap}: {r.stderr.strip()}")
+    return float(dict(kv.split("=") for kv in r.stdout.split())["rate"])
 
 
-TRUE_SERVICE = """[service spawner]
+SPAWNER = """[service spawner]
 command = /bin/true
+start = manual
 restart = always
 restart_delay = 0
 restart_delay_max = 0
@@ -401,30 +427,63 @@ min_uptime = 0
 """
 
 
-def droverd_spawn_rate(procs, tmp, n_sleep, window, opts):
-    """Completed spawns per second of a /bin/true service, droverd also
-    supervising n_sleep sleep services. Returns (rate, rss_before, rss_after)."""
-    tag = 990000 + os.getpid() % 1000 * 10 + (1 if n_sleep else 0)
-    sup = Droverd(procs, tmp / f"spawn-{n_sleep}", n_sleep, tag, opts.build, TRUE_SERVICE)
+def start_spawn_droverd(procs, tmp, n, idx, opts):
+    """A droverd supervising n `sleep` services plus a stopped /bin/true."""
+    sup = Droverd(procs, tmp / f"spawn-{n}", n, sleep_tag(2, idx), opts.build, SPAWNER)
     sup.prepare()
-    counter = ArgvCounter(sup.sleep_argv)
+    sup.counter = ArgvCounter(sup.sleep_argv)
+    if sup.counter.count():
+        raise BenchError(f"processes `{' '.join(sup.sleep_argv)}` already exist")
+    sup.launch()
+    wait_until(lambda: sup.counter.count() >= n, UP_TIMEOUT,
+               f"{n} services of droverd", on_poll=sup.check_alive)
+    wait_until(lambda: sup.sock.exists(), 10, "droverd's control socket", interval=0.01,
+               on_poll=sup.check_alive)
+    return sup
+
+
+def droverd_window(sup, window):
+    """Spawns per second of the /bin/true service over one window, counted
+    by the "restarts" field; and droverd's RSS before and after (kB)."""
+    sup.drover("start", "spawner", "--no-wait")
     try:
-        sup.launch()
-        wait_until(lambda: counter.count() >= n_sleep, UP_TIMEOUT,
-                   f"{n_sleep} services of droverd", on_poll=sup.check_alive)
-        wait_until(lambda: sup.sock.exists(), 10, "droverd's control socket")
-        time.sleep(1.0)                         # warm-up
+        time.sleep(0.5)                                   # warm-up
         rss0 = mem_kb(sup.popen.pid)[0]
         a = sup.status("spawner")[0]["restarts"]
         t0 = time.monotonic()
         time.sleep(window)
         b = sup.status("spawner")[0]["restarts"]
         t1 = time.monotonic()
-        sup.check_alive()
         rss1 = mem_kb(sup.popen.pid)[0]
-        return (b - a) / (t1 - t0), rss0, rss1
     finally:
-        sup.stop(counter)
+        sup.drover("stop", "spawner", timeout=STOP_TIMEOUT)
+    sup.check_alive()
+    return (b - a) / (t1 - t0), rss0, rss1
+
+
+def spawn_phase(procs, tmp, exe, opts):
+    """Rounds of: each spawn_loop variant, then each droverd's window. The
+    rounds interleave everything, so that a change in the machine's load
+    touches every figure alike. Returns {label: [rates]}, {n: (rss0, rss1)}."""
+    rates, rss = {}, {}
+    sups = []
+    try:
+        for idx, n in enumerate(opts.spawn_sizes):
+            sups.append((n, start_spawn_droverd(procs, tmp, n, idx, opts)))
+        for rnd in range(opts.reps):
+            for mode in ("posix_spawn", "vfork", "fork"):
+                for heap in (0, HEAP_MB):
+                    r = spawn_loop_rate(exe, mode, heap, opts.loop_seconds)
+                    rates.setdefault(("loop", mode, heap), []).append(r)
+            for n, sup in sups:
+                r, rss0, rss1 = droverd_window(sup, opts.window)
+                rates.setdefault(("droverd", n), []).append(r)
+                rss[n] = (rss.get(n, (rss0,))[0], rss1)
+            print(f"  ... spawn rates, round {rnd + 1} of {opts.reps} done", flush=True)
+    finally:
+        for n, sup in reversed(sups):
+            sup.stop(sup.counter)
+    return rates, rss
 
 
 # ---------------------------------------------------------------- output
@@ -434,13 +493,16 @@ def mb(kb):
     return f"{kb / 1024:.2f} MB"
 
 
+def med(xs):
+    return statistics.median(xs)
+
+
 def table(head, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
-    print(line(head))
+    print("  ".join(str(x).ljust(w) for x, w in zip(head, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for r in rows:
-        print(line(r))
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip())
 
 
 def pkg_version(pkg):
@@ -449,88 +511,108 @@ def pkg_version(pkg):
 
 
 def loadavg():
-    return Path("/proc/loadavg").read_text().split()[0]
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def header(opts):
+def header(opts, peers):
     print("drover benchmark" + (" (--quick)" if opts.quick else ""))
     print(f"  host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
           f"load average {loadavg()} at start")
-    print(f"  droverd: {opts.build / 'droverd'}; peers: runit {pkg_version('runit')}, "
-          f"s6 {pkg_version('s6')}")
-    print(f"  sizes {opts.sizes}, {opts.reps} run(s) each (median shown), "
-          f"spawn window {opts.window:g} s")
-    print("  ratios are peer / droverd: above 1 means droverd uses less memory or time")
+    print(f"  droverd: {opts.build / 'droverd'}")
+    print("  peers: " + ", ".join(f"{c.name} {pkg_version(c.name)}" for c in peers[1:]))
+    print(f"  service counts {','.join(map(str, opts.sizes))}, {opts.reps} run(s) of each "
+          f"(median shown); spawn rate: {opts.reps} round(s), droverd window "
+          f"{opts.window:g} s, spawn_loop {opts.loop_seconds:g} s")
+    print("  ratios in the 'vs droverd' columns are peer / droverd: "
+          "above 1, droverd uses less")
     print()
 
 
 def report_memory(res, sizes):
-    print("1. Memory of the supervision itself, every service up "
-          "(droverd; runsvdir + runsv each; s6-svscan + s6-supervise each)")
+    print("1. Memory of the supervision itself once every service is up: droverd;")
+    print("   runit = runsvdir + one runsv per service; s6 = s6-svscan + one "
+          "s6-supervise per service")
     rows = []
     for n in sizes:
         d = res[("droverd", n)]
         for peer in PEERS:
             r = res.get((peer, n))
             if not r:
-                rows.append((n, peer, "n/a", "", "", "", ""))
+                rows.append((n, peer, "not installed"))
                 continue
-            rss, pss = statistics.median(r["rss"]), statistics.median(r["pss"])
-            drss, dpss = statistics.median(d["rss"]), statistics.median(d["pss"])
-            rows.append((n, peer, r["nprocs"], mb(rss), mb(pss),
-                         f"{rss / drss:.1f}x", f"{pss / dpss:.1f}x"))
+            rss, pss = med(r["rss"]), med(r["pss"])
+            rows.append((n, peer, r["nprocs"][0], mb(rss), mb(pss),
+                         f"{rss / med(d['rss']):.1f}x", f"{pss / med(d['pss']):.1f}x"))
     table(("services", "supervisor", "procs", "RSS total", "PSS total",
            "RSS vs droverd", "PSS vs droverd"), rows)
     for n in sizes:
+        d = res[("droverd", n)]
+        print(f"droverd at {n} services: RSS {mb(med(d['rss']))} = anon {mb(med(d['anon']))}"
+              f" + file-backed {mb(med(d['file']))}")
+    for n in sizes:
         if n in TARGET_RSS_KB:
-            rss = statistics.median(res[("droverd", n)]["rss"])
+            rss = med(res[("droverd", n)]["rss"])
             ok = "met" if rss <= TARGET_RSS_KB[n] else "NOT met"
-            print(f"target: droverd RSS at {n} services {mb(rss)} <= "
-                  f"{TARGET_RSS_KB[n] // 1024} MB: {ok}")
+            print(f"target: droverd RSS at {n} services <= {TARGET_RSS_KB[n] // 1024} MB: "
+                  f"{mb(rss)}, {ok}")
     print()
 
 
 def report_bringup(res, sizes):
-    print("2. Bring-up: from launching the supervisor until every `sleep` service process runs")
+    print("2. Bring-up: from launching the supervisor until every service's "
+          "`sleep` process runs")
     rows = []
     for n in sizes:
-        d = statistics.median(res[("droverd", n)]["t"])
+        d = med(res[("droverd", n)]["t"])
         for peer in PEERS:
             r = res.get((peer, n))
             if not r:
-                rows.append((n, peer, "n/a", "", "", ""))
+                rows.append((n, peer, "not installed"))
                 continue
             t = r["t"]
-            rows.append((n, peer, f"{statistics.median(t):.3f} s", f"{min(t):.3f} s",
-                         f"{max(t):.3f} s", f"{statistics.median(t) / d:.2f}x"))
-    table(("services", "supervisor", "median", "min", "max", "vs droverd"), rows)
+            rows.append((n, peer, f"{med(t):.3f} s", f"{min(t):.3f} s", f"{max(t):.3f} s",
+                         f"{1000 * med(t) / n:.2f} ms", f"{med(t) / d:.2f}x"))
+    table(("services", "supervisor", "median", "min", "max", "per service", "vs droverd"), rows)
     for n in sizes:
-        d = statistics.median(res[("droverd", n)]["t"])
+        d = med(res[("droverd", n)]["t"])
         peers = [p for p in PEERS[1:] if (p, n) in res]
-        faster = all(d < statistics.median(res[(p, n)]["t"]) for p in peers)
-        print(f"target: droverd faster than {' and '.join(peers)} at {n} services: "
-              f"{'met' if faster else 'NOT met'}")
+        if peers:
+            faster = all(d < med(res[(p, n)]["t"]) for p in peers)
+            print(f"target: droverd faster than {' and '.join(peers)} at {n} services: "
+                  f"{'met' if faster else 'NOT met'}")
     print()
 
 
-def report_spawn(loop, drov, window, big):
-    print(f"3. Spawn rate of /bin/true (spawn + exit + reap), completed spawns per second")
-    base = next(r for m, h, r in loop if m == "posix_spawn" and h == 0)
-    rows = [(f"spawn_loop {m}, {h} MB heap", f"{r:.0f}", f"{r / base:.2f}x", "")
-            for m, h, r in loop]
-    for label, (rate, rss0, rss1) in drov:
-        rows.append((label, f"{rate:.0f}", f"{rate / base:.2f}x",
-                     f"RSS {mb(rss0)} -> {mb(rss1)}"))
-    table(("spawner", "spawns/s", "vs posix_spawn 0 MB", "droverd RSS over the window"), rows)
-    rate = {(m, h): r for m, h, r in loop}
-    for m in ("posix_spawn", "vfork", "fork"):
-        print(f"{m}: {HEAP_MB} MB heap runs at {rate[(m, HEAP_MB)] / rate[(m, 0)]:.2f}x "
-              f"its 0 MB rate")
-    if len(drov) == 2:
-        small, large = drov[0][1][0], drov[1][1][0]
-        print(f"droverd supervising {big} services spawns at {large / small:.2f}x "
-              f"its rate with 1 service")
-    print(f"(droverd's figures: restarts counted by `drover status --json` over {window:g} s)")
+def report_spawn(rates, rss, opts):
+    print("3. Spawn rate: /bin/true started, exited and reaped, over and over "
+          "(completed spawns per second)")
+    base = med(rates[("loop", "posix_spawn", 0)])
+    rows = []
+    for key, rs in rates.items():
+        if key[0] == "loop":
+            label, note = f"spawn_loop {key[1]}, {key[2]} MB heap", ""
+        else:
+            n = key[1]
+            label = f"droverd, 1 service + {n} sleep services" if n else "droverd, 1 service"
+            note = f"{mb(rss[n][0])} -> {mb(rss[n][1])}"
+        rows.append((label, f"{med(rs):.0f}", f"{min(rs):.0f}", f"{max(rs):.0f}",
+                     f"{med(rs) / base:.2f}x", note))
+    table(("spawner", "median/s", "min/s", "max/s", "vs posix_spawn 0 MB",
+           "droverd RSS, first -> last window"), rows)
+
+    def rate(*key):
+        return med(rates[key])
+
+    print("a bigger parent (100 MB heap touched) spawns at, of its 0 MB rate: " + ", ".join(
+        f"{m} {rate('loop', m, HEAP_MB) / rate('loop', m, 0):.2f}x"
+        for m in ("posix_spawn", "vfork", "fork")))
+    small = rate("droverd", 0) if ("droverd", 0) in rates else None
+    for n in opts.spawn_sizes:
+        if n and small:
+            print(f"droverd supervising {n} more services spawns at "
+                  f"{rate('droverd', n) / small:.2f}x its rate with 1 service")
+    print(f"(droverd: the \"restarts\" field of `drover status --json` over {opts.window:g} s "
+          f"windows, restart_delay = 0, min_uptime = 0)")
     print()
 
 
@@ -539,19 +621,30 @@ def report_spawn(loop, drov, window, big):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1 run per size, 2 s windows")
-    ap.add_argument("--sizes", help="comma-separated service counts (default 100,1000)")
-    ap.add_argument("--reps", type=int, help="runs per supervisor and size (default 3)")
-    ap.add_argument("--window", type=float, help="spawn-rate window, seconds (default 5)")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 run of each, shorter windows, smaller large droverd")
+    ap.add_argument("--sizes", help="service counts for memory and bring-up "
+                                    "(default 100,1000)")
+    ap.add_argument("--spawn-sizes", help="sleep services beside the spawner, one droverd "
+                                          "each (default 0,1000,2000; --quick 0,1000)")
+    ap.add_argument("--reps", type=int, help="runs of each measurement (default 3; --quick 1)")
+    ap.add_argument("--window", type=float, help="droverd spawn-rate window in seconds "
+                                                 "(default 4; --quick 2)")
     ap.add_argument("--build", type=Path, default=REPO / "build-bench",
-                    help="directory holding droverd and drover (default build-bench; "
+                    help="directory with droverd and drover (default build-bench; "
                          "built with make when missing)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     o = ap.parse_args()
-    o.sizes = [int(x) for x in o.sizes.split(",")] if o.sizes else [100, 1000]
+    ints = lambda s: [int(x) for x in s.split(",")]
+    o.sizes = ints(o.sizes) if o.sizes else [100, 1000]
+    o.spawn_sizes = (ints(o.spawn_sizes) if o.spawn_sizes
+                     else [0, 1000] if o.quick else [0, 1000, 2000])
     o.reps = o.reps or (1 if o.quick else 3)
-    o.window = o.window or (2.0 if o.quick else 5.0)
+    o.window = o.window or (2.0 if o.quick else 4.0)
+    o.loop_seconds = 1.0 if o.quick else 2.0
     o.build = o.build.resolve()
+    if min(o.sizes) < 1 or min(o.spawn_sizes) < 0 or o.reps < 1 or o.window <= 0:
+        ap.error("sizes must be >= 1, spawn sizes >= 0, reps >= 1, window > 0")
     return o
 
 
@@ -567,38 +660,33 @@ def prerequisites(opts, tmp):
         if all(os.access(b, os.X_OK) for b in PEER_BINS[cls.name]):
             peers.append(cls)
         else:
-            print(f"warning: {cls.name} is not installed (scripts/deps.sh bench); "
-                  f"skipping it", file=sys.stderr)
+            print(f"bench: {cls.name} is not installed (scripts/deps.sh bench installs it); "
+                  f"leaving it out", file=sys.stderr)
     return exe, peers
 
 
 def run(opts, procs, tmp):
     exe, peers = prerequisites(opts, tmp)
-    header(opts)
+    header(opts, peers)
     res = {}
     for n in opts.sizes:
         for rep in range(opts.reps):
-            # rotate the order, so that drift in the machine's load is shared
+            # rotate the order, so that a drift in the machine's load is shared
             for cls in peers[rep % len(peers):] + peers[:rep % len(peers)]:
-                t, rss, pss, nprocs = bring_up(cls, procs, tmp, n, rep, opts)
-                r = res.setdefault((cls.name, n), {"t": [], "rss": [], "pss": []})
-                r["t"].append(t)
-                r["rss"].append(rss)
-                r["pss"].append(pss)
-                r["nprocs"] = nprocs
-                print(f"  ... {cls.name:8} {n:5} services, run {rep + 1}: up in {t:.3f} s, "
-                      f"RSS {mb(rss)}, PSS {mb(pss)}", flush=True)
-    seconds = 1.0 if opts.quick else 3.0
-    loop = spawn_loop_rates(exe, seconds)
-    big = max(opts.sizes)
-    drov = [("droverd, 1 service", droverd_spawn_rate(procs, tmp, 0, opts.window, opts)),
-            (f"droverd, 1 service + {big} sleep", droverd_spawn_rate(procs, tmp, big,
-                                                                   opts.window, opts))]
+                out = bring_up(cls, procs, tmp, n, rep, opts)
+                r = res.setdefault((cls.name, n), {})
+                for k, v in out.items():
+                    r.setdefault(k, []).append(v)
+                print(f"  ... {cls.name:8} {n:5} services, run {rep + 1}: up in "
+                      f"{out['t']:.3f} s, RSS {mb(out['rss'])}, PSS {mb(out['pss'])}",
+                      flush=True)
+    rates, rss = spawn_phase(procs, tmp, exe, opts)
     print()
     report_memory(res, opts.sizes)
     report_bringup(res, opts.sizes)
-    report_spawn(loop, drov, opts.window, big)
-    print(f"load average {loadavg()} at the end (2 CPUs shared with anything else running)")
+    report_spawn(rates, rss, opts)
+    print(f"load average {loadavg()} at the end ({os.cpu_count()} CPUs, shared with "
+          f"whatever else runs on this machine)")
 
 
 def main():
@@ -626,7 +714,8 @@ def main():
         return 130
     finally:
         signal.alarm(0)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # finish the clean-up
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # let the clean-up finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
         if opts.keep:
             print(f"bench: kept {tmp}", file=sys.stderr)

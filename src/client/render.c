@@ -1,6 +1,8 @@
 /* render.c - see render.h. */
 #include "render.h"
 
+#include <stdbool.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -57,16 +59,22 @@ static void pids_text(const struct proto_record *r, char *out, size_t len)
 }
 
 /* The last column says the most useful thing: the service's own STATUS=,
- * else why it is in its state, with the time of the next attempt. */
+ * else, for a pool, its workers and connections, else why it is in its
+ * state, with the time of the next attempt or run. */
 static void note_text(const struct proto_record *r, char *out, size_t len)
 {
 	const char *status = fstr(r, "status"), *reason = fstr(r, "reason"), *state = fstr(r, "state");
-	long long next = fint(r, "next_ms", -1);
+	long long next = fint(r, "next_ms", -1), total = fint(r, "total", -1);
 	char when[32];
 
 	render_duration(next, when, sizeof(when));
 	if (*status)
 		snprintf(out, len, "%s", status);
+	else if (total >= 0 && strcmp(fstr(r, "mode"), "accept") == 0 && !*reason)
+		snprintf(out, len, "%lld running, %lld served", total, fint(r, "served", 0));
+	else if (total >= 0 && !*reason)
+		snprintf(out, len, "%lld busy, %lld idle, %lld workers; %lld served", fint(r, "busy", 0),
+			 fint(r, "idle", 0), total, fint(r, "served", 0));
 	else if (next >= 0 && strcmp(state, "backoff") == 0)
 		snprintf(out, len, "%s (next attempt in %s)", reason, when);
 	else if (next >= 0)
@@ -75,20 +83,24 @@ static void note_text(const struct proto_record *r, char *out, size_t len)
 		snprintf(out, len, "%s", reason);
 }
 
-enum { COLS = 7, CELL = 256 };
+enum { COLS = 8, CELL = 256, COL_LISTEN = 3 };
 
-/* Columns padded to their width; the last one is not padded. */
-static void print_row(FILE *f, const int *width, const char *const *cols)
+/* Columns padded to their width; the last one is not padded; the LISTEN
+ * column only when some service listens. */
+static void print_row(FILE *f, const int *width, const char *const *cols, bool listen)
 {
 	for (int c = 0; c < COLS - 1; c++)
-		fprintf(f, "%-*s  ", width[c], cols[c]);
+		if (c != COL_LISTEN || listen)
+			fprintf(f, "%-*s  ", width[c], cols[c]);
 	fprintf(f, "%s\n", cols[COLS - 1]);
 }
 
 void render_status_table(FILE *f, const struct proto_reply *r)
 {
-	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "PIDS", "UPTIME", "RESTARTS", "STATUS" };
+	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "LISTEN", "PIDS", "UPTIME",
+						"RESTARTS", "STATUS" };
 	int width[COLS];
+	bool listen = false;
 	char (*cell)[COLS][CELL] = calloc(r->nrec ? r->nrec : 1, sizeof(*cell));
 
 	if (!cell)
@@ -101,21 +113,23 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 		snprintf(cell[i][0], CELL, "%s", fstr(rec, "name"));
 		snprintf(cell[i][1], CELL, "%s", fstr(rec, "mode"));
 		snprintf(cell[i][2], CELL, "%s", fstr(rec, "state"));
-		pids_text(rec, cell[i][3], CELL);
-		render_duration(fint(rec, "uptime_ms", -1), cell[i][4], CELL);
-		snprintf(cell[i][5], CELL, "%lld", fint(rec, "restarts", 0));
-		note_text(rec, cell[i][6], CELL);
+		snprintf(cell[i][3], CELL, "%s", *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
+		listen |= *fstr(rec, "listen") != '\0';
+		pids_text(rec, cell[i][4], CELL);
+		render_duration(fint(rec, "uptime_ms", -1), cell[i][5], CELL);
+		snprintf(cell[i][6], CELL, "%lld", fint(rec, "restarts", 0));
+		note_text(rec, cell[i][7], CELL);
 		for (int c = 0; c < COLS - 1; c++)
 			if ((int)strlen(cell[i][c]) > width[c])
 				width[c] = (int)strlen(cell[i][c]);
 	}
-	print_row(f, width, head);
+	print_row(f, width, head, listen);
 	for (uint32_t i = 0; i < r->nrec; i++) {
 		const char *cols[COLS];
 
 		for (int c = 0; c < COLS; c++)
 			cols[c] = cell[i][c];
-		print_row(f, width, cols);
+		print_row(f, width, cols, listen);
 	}
 	free(cell);
 }

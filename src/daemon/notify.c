@@ -56,6 +56,15 @@ int notify_parse(char *msg, size_t len, void (*fn)(const char *key, const char *
 	if (memchr(msg, '\0', len))
 		return -1;
 	msg[len] = '\0';
+	/* All or nothing: check every line before acting on any. */
+	for (line = msg; line && *line; line = next) {
+		size_t l;
+
+		next = strchr(line, '\n');
+		l = next ? (size_t)(next++ - line) : strlen(line);
+		if (l && (!memchr(line, '=', l) || line[0] == '='))
+			return -1;
+	}
 	for (line = msg; line && *line; line = next) {
 		char *eq;
 
@@ -64,8 +73,7 @@ int notify_parse(char *msg, size_t len, void (*fn)(const char *key, const char *
 			*next++ = '\0';
 		if (!*line)
 			continue;
-		if (!(eq = strchr(line, '=')) || eq == line)
-			return -1;
+		eq = strchr(line, '=');
 		*eq = '\0';
 		fn(line, eq + 1, arg);
 		n++;

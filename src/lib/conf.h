@@ -81,6 +81,7 @@ struct svc_conf {
 	int64_t ready_timeout, watchdog;
 	const char **requires, **after;
 	int nrequires, nafter;
+	int *requires_line, *after_line;	/* where each name was given */
 	int64_t every;
 	short *at;			/* minutes after midnight, sorted */
 	int nat;

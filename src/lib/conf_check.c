@@ -49,8 +49,17 @@ static bool key_set(const struct svc_conf *s, const char *name)
 	return s->keys_set & (1ULL << key_index(name));
 }
 
-/* Reports "TEXT in [service NAME]HINT" at the line of `key` in s (its
- * header line if the key was not set). */
+/* Reports "TEXT in [service NAME]HINT" at `line` of s's file. */
+static void svc_error_at(struct parse *p, const struct svc_conf *s, int line, const char *hint,
+			 const char *fmt, va_list ap)
+{
+	char text[600];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	conf_error_at(p, s->file, line, "%s in [service %s]%s", text, s->name, hint ? hint : "");
+}
+
+/* As above, at the line of `key` in s (its header line if not set). */
 static void svc_error(struct parse *p, const struct svc_conf *s, const char *key,
 		      const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -58,14 +67,23 @@ static void svc_error(struct parse *p, const struct svc_conf *s, const char *key
 		      const char *hint, const char *fmt, ...)
 {
 	int idx = key ? key_index(key) : -1;
-	int line = idx >= 0 && s->key_line[idx] ? s->key_line[idx] : s->line;
-	char text[600];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	svc_error_at(p, s, idx >= 0 && s->key_line[idx] ? s->key_line[idx] : s->line, hint, fmt, ap);
 	va_end(ap);
-	conf_error_at(p, s->file, line, "%s in [service %s]%s", text, s->name, hint ? hint : "");
+}
+
+static void svc_error_line(struct parse *p, const struct svc_conf *s, int line,
+			   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void svc_error_line(struct parse *p, const struct svc_conf *s, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	svc_error_at(p, s, line, NULL, fmt, ap);
+	va_end(ap);
 }
 
 static void check_mode_keys(struct parse *p, struct svc_conf *s)
@@ -174,16 +192,16 @@ static void check_references(struct parse *p, struct svc_conf *s)
 {
 	for (int i = 0; i < s->nrequires; i++) {
 		if (strcmp(s->requires[i], s->name) == 0)
-			svc_error(p, s, "requires", NULL, "service cannot require itself");
+			svc_error_line(p, s, s->requires_line[i], "service cannot require itself");
 		else if (!conf_find(p->c, s->requires[i]))
-			svc_error(p, s, "requires", NULL, "requires \"%s\", which is not defined",
-				  s->requires[i]);
+			svc_error_line(p, s, s->requires_line[i], "requires \"%s\", which is not defined",
+				       s->requires[i]);
 	}
 	for (int i = 0; i < s->nafter; i++) {
 		if (strcmp(s->after[i], s->name) == 0)
-			svc_error(p, s, "after", NULL, "service cannot be ordered after itself");
+			svc_error_line(p, s, s->after_line[i], "service cannot be ordered after itself");
 		else if (!conf_find(p->c, s->after[i]))
-			svc_error(p, s, "after", NULL, "after \"%s\", which is not defined", s->after[i]);
+			svc_error_line(p, s, s->after_line[i], "after \"%s\", which is not defined", s->after[i]);
 	}
 }
 
@@ -204,6 +222,19 @@ static int svc_index(const struct conf *c, const char *name)
 	return -1;
 }
 
+/* The line of the requires or after that names `to` (the edge closing a
+ * cycle). */
+static int edge_line(const struct svc_conf *s, const char *to)
+{
+	for (int i = 0; i < s->nrequires; i++)
+		if (strcmp(s->requires[i], to) == 0)
+			return s->requires_line[i];
+	for (int i = 0; i < s->nafter; i++)
+		if (strcmp(s->after[i], to) == 0)
+			return s->after_line[i];
+	return s->line;
+}
+
 static void report_cycle(struct dfs *d, int to)
 {
 	struct conf *c = d->p->c;
@@ -218,7 +249,7 @@ static void report_cycle(struct dfs *d, int to)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s -> ", c->svcs[d->stack[i]]->name);
 	snprintf(text + n, sizeof(text) - n, "%s", c->svcs[to]->name);
 	first = c->svcs[d->stack[d->depth - 1]];
-	svc_error(d->p, first, first->nrequires ? "requires" : "after", NULL, "dependency cycle: %s", text);
+	svc_error_line(d->p, first, edge_line(first, c->svcs[to]->name), "dependency cycle: %s", text);
 }
 
 static void dfs_visit(struct dfs *d, int v);
@@ -279,7 +310,7 @@ static void check_listeners(struct parse *p)
 				int lim = k == i ? j : o->nlisten;
 
 				for (int m = 0; m < lim; m++) {
-					if (strcmp(o->listen[m].key, s->listen[j].key) != 0 &&
+					if (o->listen[m].socktype != s->listen[j].socktype ||
 					    memcmp(&o->listen[m].addr, &s->listen[j].addr, sizeof(s->listen[j].addr)) != 0)
 						continue;
 					if (o->listen[m].reuseport && s->listen[j].reuseport && o != s)

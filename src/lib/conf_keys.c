@@ -28,6 +28,7 @@
 static const char *conf_path(struct parse *p, const char *value, const char **out)
 {
 	char dir[4096];
+	const char *d;
 	size_t n;
 	char *s;
 
@@ -38,11 +39,14 @@ static const char *conf_path(struct parse *p, const char *value, const char **ou
 		return NULL;
 	}
 	snprintf(dir, sizeof(dir), "%s", p->file);
-	dirname(dir);
-	n = strlen(dir) + strlen(value) + 2;
+	d = dirname(dir);	/* may return a static "." instead of editing dir */
+	n = strlen(d) + strlen(value) + 2;
 	if (!(s = arena_alloc(A, n)))
 		return "cannot be stored: out of memory";
-	snprintf(s, n, "%s/%s", dir, value);
+	if (strcmp(d, ".") == 0)
+		snprintf(s, n, "%s", value);
+	else
+		snprintf(s, n, "%s/%s", d, value);
 	*out = s;
 	return NULL;
 }
@@ -110,26 +114,34 @@ static const char *set_listen(struct parse *p, const char *v)
 	return listen_parse(p, v, l);
 }
 
-static const char *push_name(struct parse *p, const char *v, const char ***arr, int *n)
+/* A name listed twice is kept once (the first line counts). */
+static const char *push_name(struct parse *p, const char *v, const char ***arr, int **lines, int *n)
 {
 	const char **slot;
+	int *line, count;
 
 	if (!conf_name_valid(v))
 		return "is not a service name";
-	if (!(slot = conf_push(p, arr, n, sizeof(*slot))))
+	for (int i = 0; i < *n; i++)
+		if (strcmp((*arr)[i], v) == 0)
+			return NULL;
+	count = *n;
+	if (!(line = conf_push(p, lines, &count, sizeof(*line))) ||
+	    !(slot = conf_push(p, arr, n, sizeof(*slot))))
 		return "cannot be stored: out of memory";
+	*line = p->line;
 	*slot = arena_strdup(A, v);
 	return NULL;
 }
 
 static const char *set_requires(struct parse *p, const char *v)
 {
-	return push_name(p, v, &SVC->requires, &SVC->nrequires);
+	return push_name(p, v, &SVC->requires, &SVC->requires_line, &SVC->nrequires);
 }
 
 static const char *set_after(struct parse *p, const char *v)
 {
-	return push_name(p, v, &SVC->after, &SVC->nafter);
+	return push_name(p, v, &SVC->after, &SVC->after_line, &SVC->nafter);
 }
 
 static const char *set_procs(struct parse *p, const char *v)
@@ -211,8 +223,10 @@ static const char *set_user(struct parse *p, const char *v)
 		SVC->uid = pw->pw_uid;
 		SVC->user_gid = pw->pw_gid;
 	} else if (value_uint(v, INT_MAX - 1, &n) == NULL) {
+		pw = getpwuid((uid_t)n);
 		SVC->uid = (uid_t)n;
-		SVC->user_gid = (gid_t)-1;
+		SVC->user_gid = pw ? pw->pw_gid : (gid_t)-1;
+		v = pw ? pw->pw_name : v;	/* for its supplementary groups */
 	} else {
 		return "is not a user on this system";
 	}

@@ -206,7 +206,7 @@ static void unknown_key(struct parse *p, const char *key, enum key_scope scope, 
 	const struct keydef *other = conf_key_find(key, scope == SCOPE_GLOBAL ?
 						   SCOPE_SERVICE : SCOPE_GLOBAL, NULL);
 
-	if (other && !hint)
+	if (other)
 		conf_error(p, "key \"%s\" does not belong in %s (it is a %s key)", key, where,
 			   scope == SCOPE_GLOBAL ? "[service]" : "[drover]");
 	else if (hint)
@@ -285,7 +285,8 @@ static void parse_assignment(struct parse *p, char *line)
 		return;
 	if (p->sec == SEC_SERVICE) {
 		p->svc->keys_set |= 1ULL << idx;
-		p->svc->key_line[idx] = p->line;
+		if (!p->svc->key_line[idx])
+			p->svc->key_line[idx] = p->line;
 		remember_raw(p, idx, value);
 	}
 	if ((reason = k->set(p, value)))
@@ -411,10 +412,26 @@ void conf_read_file(struct parse *p, const char *path)
 	p->svc = outer_svc;
 }
 
+/* glob() reports directories it cannot read here. A directory that does
+ * not exist only means the glob matches nothing; anything else (no
+ * permission) is an error worth stopping for. */
+static char glob_failed_path[512];
+static int glob_failed_errno;
+
+static int glob_error(const char *path, int err)
+{
+	if (err == ENOENT || err == ENOTDIR)
+		return 0;
+	snprintf(glob_failed_path, sizeof(glob_failed_path), "%s", path);
+	glob_failed_errno = err;
+	return 1;
+}
+
 /* include = GLOB, relative to the including file's directory. */
 const char *conf_include(struct parse *p, const char *pattern)
 {
 	char dir[4096], full[8192];
+	const char *d;
 	glob_t g;
 	int rc;
 
@@ -423,16 +440,21 @@ const char *conf_include(struct parse *p, const char *pattern)
 	if (p->depth >= INCLUDE_DEPTH_MAX)
 		return "nests includes too deeply (more than 8 levels)";
 	snprintf(dir, sizeof(dir), "%s", p->file);
-	if (pattern[0] == '/' || strcmp(dirname(dir), ".") == 0)
+	d = dirname(dir);	/* may return a static "." instead of editing dir */
+	if (pattern[0] == '/' || strcmp(d, ".") == 0)
 		snprintf(full, sizeof(full), "%s", pattern);
 	else
-		snprintf(full, sizeof(full), "%s/%s", dir, pattern);
-	rc = glob(full, GLOB_ERR, NULL, &g);
+		snprintf(full, sizeof(full), "%s/%s", d, pattern);
+	rc = glob(full, 0, glob_error, &g);
 	if (rc == GLOB_NOMATCH)
 		return NULL;
 	if (rc != 0) {
-		snprintf(p->msg, sizeof(p->msg), "cannot be expanded: %s",
-			 rc == GLOB_NOSPACE ? "out of memory" : "a directory cannot be read");
+		if (rc == GLOB_ABORTED)
+			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: cannot read directory %.300s: %s",
+				 glob_failed_path, strerror(glob_failed_errno));
+		else
+			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: out of memory");
+		globfree(&g);
 		return p->msg;
 	}
 	p->depth++;

@@ -182,10 +182,40 @@ static bool fdname_valid(const char *s, size_t n)
 	return true;
 }
 
-static void make_key(struct arena *a, struct listen_conf *l, const char *addr)
+/* The address in one spelling: "tcp:127.0.0.1:80", "tcp:80" (every
+ * address, IPv4 and IPv6), "udp6:[::1]:53", "unix:/run/x.sock",
+ * "unix:@name". */
+static int canonical_address(const struct listen_conf *l, char *out, size_t len)
+{
+	const char *proto = l->socktype == SOCK_STREAM ? "tcp" : "udp";
+	char host[INET6_ADDRSTRLEN];
+
+	if (l->family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
+
+		if (un->sun_path[0])
+			return snprintf(out, len, "unix:%s", un->sun_path);
+		return snprintf(out, len, "unix:@%.*s", (int)(l->addrlen - offsetof(struct sockaddr_un, sun_path) - 1),
+				un->sun_path + 1);
+	}
+	if (l->dualstack)
+		return snprintf(out, len, "%s:%u", proto,
+				ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port));
+	if (l->family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&l->addr;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		return snprintf(out, len, "%s:%s:%u", proto, host, ntohs(in->sin_port));
+	}
+	inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&l->addr)->sin6_addr, host, sizeof(host));
+	return snprintf(out, len, "%s6:[%s]:%u", proto, host,
+			ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port));
+}
+
+static void make_key(struct arena *a, struct listen_conf *l)
 {
 	char key[512];
-	int n = snprintf(key, sizeof(key), "%s", addr);
+	int n = canonical_address(l, key, sizeof(key));
 
 	if (l->backlog)
 		n += snprintf(key + n, sizeof(key) - (size_t)n, " backlog=%d", l->backlog);
@@ -226,6 +256,6 @@ const char *listen_parse(struct parse *p, const char *text, struct listen_conf *
 	for (int i = 1; i < nword; i++)
 		if ((err = parse_option(p, word[i], l)))
 			return err;
-	make_key(a, l, addr);
+	make_key(a, l);
 	return NULL;
 }

@@ -154,7 +154,7 @@ static void open_frame(struct cursor *c, const void *frame, size_t len, unsigned
 		return;
 	}
 	kind = (unsigned)get_be(c, 1);
-	if (!c->err && !(kinds & (1u << kind)))
+	if (!c->err && (kind >= 32 || !(kinds & (1u << kind))))
 		c->err = "unexpected message kind";
 }
 

@@ -62,6 +62,8 @@ const char *suggest(const char *word, const char *const *candidates)
 	const char *best = NULL;
 	double best_score = 0.7;
 
+	if (strlen(word) < 3)
+		return NULL;	/* too short to resemble anything meaningfully */
 	for (; *candidates; candidates++) {
 		double s = suggest_similarity(word, *candidates);
 

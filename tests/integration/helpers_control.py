@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, Result
+from conftest import SLOW, Result, wait_for
 
 NOBODY = 65534
 NOGROUP = 65534
@@ -168,11 +168,20 @@ def decode_frames(data):
     return replies
 
 
-def connect(path, timeout=10):
+def _try_connect(path, timeout):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout * SLOW)
-    s.connect(str(path))
+    try:
+        s.connect(str(path))
+    except BlockingIOError:
+        s.close()       # the listen backlog is full: droverd has not caught up yet
+        raise
     return s
+
+
+def connect(path, timeout=10):
+    return wait_for(lambda: _try_connect(path, timeout), timeout,
+                    what=f"a free slot in the listen backlog of {path}")
 
 
 def read_to_eof(s):
