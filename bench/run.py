@@ -169,11 +169,16 @@ class Procs:
                 except ChildProcessError:
                     pass
 
-    def stop_all(self):
-        """SIGKILL, by PID, whatever still runs below us; reap it all."""
+    def stop_all(self, spare=()):
+        """SIGKILL, by PID, whatever still runs below us, except the process
+        trees of the Popens in `spare`; reap it all."""
         for _ in range(50):
+            keep = set()
+            for p in spare:
+                keep.add(p.pid)
+                keep.update(descendants(p.pid))
             left = [p for p in descendants(os.getpid())
-                    if (proc_stat(p) or ("Z",))[0] != "Z"]
+                    if p not in keep and (proc_stat(p) or ("Z",))[0] != "Z"]
             if not left:
                 break
             for pid in left:
@@ -184,10 +189,11 @@ class Procs:
             time.sleep(0.05)
             self.reap_orphans()
         for p in self.popens:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            if p not in spare:
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
         self.reap_orphans()
 
 
@@ -238,10 +244,14 @@ class Supervisor:
                              f"log {self.log}:\n{log_tail(self.log)}")
 
     def stop(self, counter):
-        """Graceful stop, bounded in time; the caller's stop_all() is the net."""
-        if self.popen is None or self.popen.poll() is not None:
+        """Graceful stop, bounded in time; then SIGKILL for whatever of it is
+        left (other supervisors still running are spared)."""
+        others = [p for p in self.procs.popens if p is not self.popen and p.poll() is None]
+        if self.popen is None:
             return
         try:
+            if self.popen.poll() is not None:
+                return
             self.ask_stop()
             wait_until(lambda: self.popen.poll() is not None, STOP_TIMEOUT,
                        f"{self.name} to exit", interval=0.02, on_poll=self.procs.reap_orphans)
@@ -249,7 +259,7 @@ class Supervisor:
                        f"{self.name}'s services to stop", interval=0.02,
                        on_poll=self.procs.reap_orphans)
         finally:
-            self.procs.stop_all()
+            self.procs.stop_all(spare=others)
 
 
 class Droverd(Supervisor):
@@ -710,7 +720,7 @@ def main():
         print(f"bench: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        print(f"bench: interrupted ({e or 'Ctrl-C'}); stopping everything", file=sys.stderr)
+        print(f"bench: interrupted ({str(e) or 'Ctrl-C'}); stopping everything", file=sys.stderr)
         return 130
     finally:
         signal.alarm(0)

@@ -2,6 +2,7 @@
 #include "deps.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool deps_is_up(const struct service *s)
@@ -65,7 +66,10 @@ static bool depends_on(const struct service *d, const struct service *s)
 
 bool deps_can_stop(const struct service *s, char *why, size_t len)
 {
-	for (struct service *d = services; d; d = d->next) {
+	svc_index();
+	for (int i = 0; i < s->ndependents; i++) {
+		struct service *d = s->dependents[i];
+
 		if (d == s || d->want || !d->procs || !depends_on(d, s))
 			continue;
 		snprintf(why, len, "waiting for %s to stop", d->conf->name);
@@ -107,9 +111,13 @@ static void push(struct service *s, const char *reason, unsigned stamp)
 	if (reason)
 		snprintf(s->reason, sizeof(s->reason), "%s", reason);
 	snprintf(why, sizeof(why), "stopped because %s stopped", s->conf->name);
-	for (struct service *d = services; d; d = d->next)
+	svc_index();
+	for (int i = 0; i < s->ndependents; i++) {
+		struct service *d = s->dependents[i];
+
 		if (d->want && names(d->conf->requires, d->conf->nrequires, s->conf->name))
 			push(d, why, stamp);
+	}
 }
 
 void deps_push_down(struct service *s, const char *reason)
@@ -117,4 +125,51 @@ void deps_push_down(struct service *s, const char *reason)
 	static unsigned stamp;
 
 	push(s, reason, ++stamp ? stamp : ++stamp);
+}
+
+static void add_dependent(struct service *of, struct service *d)
+{
+	struct service **v;
+
+	for (int i = 0; i < of->ndependents; i++)
+		if (of->dependents[i] == d)
+			return;
+	if (!(v = realloc(of->dependents, sizeof(*v) * (size_t)(of->ndependents + 1))))
+		return;
+	of->dependents = v;
+	v[of->ndependents++] = d;
+}
+
+/* Called by the service index with the name table already built. */
+void deps_index(struct service *all)
+{
+	for (struct service *s = all; s; s = s->next)
+		s->ndependents = 0;
+	for (struct service *s = all; s; s = s->next) {
+		if (s->removed)
+			continue;
+		for (int i = 0; i < s->conf->nrequires; i++) {
+			struct service *d = svc_find_indexed(s->conf->requires[i]);
+
+			if (d)
+				add_dependent(d, s);
+		}
+		for (int i = 0; i < s->conf->nafter; i++) {
+			struct service *d = svc_find_indexed(s->conf->after[i]);
+
+			if (d)
+				add_dependent(d, s);
+		}
+	}
+}
+
+void deps_touch_neighbors(struct service *s)
+{
+	svc_index();
+	for (int i = 0; i < s->conf->nrequires; i++)
+		svc_touch(svc_find(s->conf->requires[i]));
+	for (int i = 0; i < s->conf->nafter; i++)
+		svc_touch(svc_find(s->conf->after[i]));
+	for (int i = 0; i < s->ndependents; i++)
+		svc_touch(s->dependents[i]);
 }

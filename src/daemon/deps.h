@@ -25,4 +25,9 @@ void deps_pull_up(struct service *s);
  * not NULL) becomes s's reason, dependents get "stopped because ...". */
 void deps_push_down(struct service *s, const char *reason);
 
+/* Rebuild the reverse edges (service.c, with its name index). */
+void deps_index(struct service *all);
+/* Mark for evaluation what s requires, is after, and what depends on it. */
+void deps_touch_neighbors(struct service *s);
+
 #endif

@@ -125,7 +125,7 @@ void droverd_on_signal(int sig)
 {
 	switch (sig) {
 	case SIGCHLD:
-		reap_children();
+		reap_sigchld();
 		break;
 	case SIGHUP:
 		reload_on_signal();

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "output.h"
 #include "proc.h"
+#include "reap.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -182,6 +183,7 @@ static struct proc *record(struct service *s, const struct spawn_result *res, in
 		return NULL;
 	}
 	p->gen = s->generation;
+	reap_watch(p);
 	if (output_attach(p, out_r) < 0)
 		log_warn("%s: cannot read the output of pid %d; it is lost", s->conf->name, (int)p->pid);
 	return p;

@@ -164,6 +164,7 @@ int main(int argc, char **argv)
 	start_services();
 	loop_set_idle(svc_evaluate_all);
 	loop_run();
+	reap_all_before_exit();
 	log_info("every process has stopped; exiting with status %d", droverd_exit_code());
 	control_flush_all();
 	control_close();

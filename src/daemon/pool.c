@@ -128,10 +128,13 @@ static bool open_listeners(struct service *s)
 {
 	char err[300];
 
-	if (listen_open(s, err, sizeof(err)) == 0)
+	if (listen_open(s, err, sizeof(err)) == 0) {
+		s->listen_failed = false;
 		return true;
+	}
 	log_error("%s: %s", s->conf->name, err);
 	svc_end(s, ST_FAILED, err);
+	s->listen_failed = true;
 	return false;
 }
 
@@ -248,7 +251,7 @@ static void refill_timeout(struct timer *t)
 
 	if (s) {
 		pool_adjust(s);
-		svc_schedule();
+		svc_touch(s);
 	}
 }
 
@@ -461,7 +464,6 @@ static void listener_event(struct watch *w, uint32_t events)
 		log_info("%s: connection pending: starting it", s->conf->name);
 		s->started_by_demand = true;
 		svc_set_state(s, ST_STOPPED);
-		svc_schedule();
 		return;
 	}
 	switch (s->conf->mode) {

@@ -15,6 +15,7 @@
 #include <sys/pidfd.h>
 #include <unistd.h>
 
+#include "deps.h"
 #include "log.h"
 #include "output.h"
 
@@ -85,14 +86,19 @@ static void proc_free(struct proc *p)
 	struct service *s = p->svc;
 
 	timer_cancel(&p->t_kill);
+	loop_del(&p->w_exit);
 	output_close(p);
 	unlink_service(p);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	free(p);
 	live--;
-	if (s)
-		svc_schedule();	/* its last process may just have gone */
+	if (s) {
+		/* Its last process may just have gone: it, and whatever waits
+		 * for it to stop, look again. */
+		svc_touch(s);
+		deps_touch_neighbors(s);
+	}
 }
 
 unsigned proc_count(void)
@@ -146,6 +152,13 @@ static void kill_timeout(struct timer *t)
 	timer_after(&p->t_kill, RECHECK_MS, kill_timeout);
 }
 
+void proc_kill(struct proc *p)
+{
+	p->stopping = p->killed = true;
+	proc_signal_group(p, SIGKILL);
+	timer_after(&p->t_kill, RECHECK_MS, kill_timeout);
+}
+
 void proc_stop(struct proc *p, int sig, int64_t timeout)
 {
 	if (!p->stopping) {
@@ -162,6 +175,7 @@ void proc_stop(struct proc *p, int sig, int64_t timeout)
 void proc_leader_exited(struct proc *p)
 {
 	unlink_table(p);
+	loop_del(&p->w_exit);
 	if (p->pidfd >= 0) {
 		close(p->pidfd);
 		p->pidfd = -1;

@@ -19,6 +19,8 @@ int proc_signal(struct proc *p, int sig);
 void proc_signal_group(struct proc *p, int sig);
 /* Graceful stop: sig (and SIGCONT) to the group, SIGKILL after timeout. */
 void proc_stop(struct proc *p, int sig, int64_t timeout);
+/* SIGKILL to the group now, even if a graceful stop is under way. */
+void proc_kill(struct proc *p);
 /* After any reap: free records whose group has emptied. */
 void proc_sweep(void);
 /* Count of live records (leaders not yet reaped, or groups not empty). */

@@ -1,11 +1,24 @@
 /* reap.h - collecting exited children.
  *
- * droverd is a child subreaper: processes a service leaves behind (their
- * parent died) become droverd's children and are reaped here too, so no
- * zombie stays. */
+ * Each process droverd starts is watched through its pidfd: its exit is an
+ * event of its own, collected with waitid(P_PIDFD) at a cost that does not
+ * depend on how many children droverd has. droverd is also a child
+ * subreaper: processes a service leaves behind (their parent died) become
+ * droverd's children; SIGCHLD schedules a sweep that reaps them (and any
+ * child without a pidfd, on kernels before 5.3), so no zombie stays. */
 #ifndef DROVER_REAP_H
 #define DROVER_REAP_H
 
+#include "service.h"
+
+/* Start watching p's exit (its pidfd; without one, SIGCHLD covers it). */
+void reap_watch(struct proc *p);
+/* SIGCHLD arrived. */
+void reap_sigchld(void);
+/* Reap every child that has exited (the sweep). */
 void reap_children(void);
+/* At exit: any child droverd still has (a helper that escaped its
+ * service's process group) is killed and reaped, not left behind. */
+void reap_all_before_exit(void);
 
 #endif

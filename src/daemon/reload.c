@@ -52,6 +52,10 @@ static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result 
 	svc_apply_conf(s, nc, c, ch == CHANGE_REPLACE);
 	if (start_changed && nc->start != START_MANUAL)
 		deps_pull_up(s);
+	if (s->listen_failed && s->state == ST_FAILED && nc->start != START_MANUAL) {
+		log_info("%s: trying its listeners again", nc->name);
+		svc_start(s, NULL, 0);
+	}
 	if (ch == CHANGE_REPLACE) {
 		log_info("%s: changed: replacing its processes (generation %u)", nc->name, s->generation);
 		note(w, nc->name, "replaced");
@@ -74,6 +78,7 @@ static void remove_missing(struct conf *c, struct reload_result *w, struct tally
 		note(w, s->conf->name, "removed");
 		deps_push_down(s, "removed from the configuration");
 		s->removed = true;
+		svc_index_stale();
 		t->removed++;
 	}
 }

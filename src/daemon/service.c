@@ -28,17 +28,83 @@ const char *svc_state_name(enum svc_state st)
 	return names[st];
 }
 
+/* Name index (open addressing) and reverse dependency edges, rebuilt when
+ * services come, go or change their dependencies: lookups stay O(1) with
+ * thousands of services. */
+static struct service **table;
+static unsigned table_cap;
+static bool stale = true;
+static struct service *tail;
+
+void svc_index_stale(void)
+{
+	stale = true;
+}
+
+static unsigned name_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void index_build(void)
+{
+	unsigned n = 0, cap = 16;
+
+	for (struct service *s = services; s; s = s->next)
+		n++;
+	while (cap < 2 * n)
+		cap *= 2;
+	free(table);
+	table_cap = 0;
+	if (!(table = calloc(cap, sizeof(*table))))
+		return;		/* svc_find falls back to a scan */
+	table_cap = cap;
+	for (struct service *s = services; s; s = s->next) {
+		unsigned i = name_hash(s->conf->name) & (cap - 1);
+
+		if (s->removed)
+			continue;
+		while (table[i])
+			i = (i + 1) & (cap - 1);
+		table[i] = s;
+	}
+	deps_index(services);
+	stale = false;
+}
+
+void svc_index(void)
+{
+	if (stale)
+		index_build();
+}
+
 struct service *svc_find(const char *name)
 {
-	for (struct service *s = services; s; s = s->next)
-		if (!s->removed && strcmp(s->conf->name, name) == 0)
-			return s;
+	svc_index();
+	return svc_find_indexed(name);
+}
+
+struct service *svc_find_indexed(const char *name)
+{
+	if (!table_cap) {
+		for (struct service *s = services; s; s = s->next)
+			if (!s->removed && strcmp(s->conf->name, name) == 0)
+				return s;
+		return NULL;
+	}
+	for (unsigned i = name_hash(name) & (table_cap - 1); table[i]; i = (i + 1) & (table_cap - 1))
+		if (strcmp(table[i]->conf->name, name) == 0)
+			return table[i];
 	return NULL;
 }
 
 struct service *svc_new(struct svc_conf *conf, struct conf *owner)
 {
-	struct service *s = calloc(1, sizeof(*s)), **tail = &services;
+	struct service *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
@@ -51,10 +117,14 @@ struct service *svc_new(struct svc_conf *conf, struct conf *owner)
 	s->generation = 1;
 	s->next_every = -1;
 	s->last_every = -1;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = s;
+	if (tail)
+		tail->next = s;
+	else
+		services = s;
+	tail = s;
+	stale = true;
 	svclog_configure(s);
+	svc_touch(s);
 	return s;
 }
 
@@ -66,11 +136,17 @@ void conf_release(struct conf *c)
 
 void svc_free(struct service *s)
 {
-	for (struct service **pp = &services; *pp; pp = &(*pp)->next)
+	struct service *prev = NULL;
+
+	for (struct service **pp = &services; *pp; prev = *pp, pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			break;
 		}
+	if (tail == s)
+		tail = prev;
+	stale = true;
+	free(s->dependents);
 	timer_cancel(&s->t_restart);
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);

@@ -55,6 +55,7 @@ struct proc {
 	bool stopping;		/* stop signal sent */
 	bool killed;		/* SIGKILL sent */
 	struct output *out;	/* its stdout/stderr pipe */
+	struct watch w_exit;	/* its pidfd, readable when it exits */
 	struct timer t_kill;	/* stop_timeout, then SIGKILL */
 	/* prefork workers and accept handlers (pool.c) */
 	enum { W_NONE, W_STARTING, W_IDLE, W_BUSY } wstate;
@@ -94,7 +95,12 @@ struct service {
 	struct pool *pool;	/* prefork and accept: workers, counters, limits */
 	bool fail_pending;	/* a stop we began because it failed: back off after */
 	bool started_by_demand;	/* start = demand: a connection is pending */
+	bool listen_failed;	/* failed binding a listener: a reload retries it */
 	unsigned pull_stamp, push_stamp;	/* deps.c */
+	struct service **dependents;	/* services that require or are after this one */
+	int ndependents;
+	bool dirty;			/* waiting to be evaluated */
+	struct service *dirty_next;
 	int64_t next_every;	/* timer: monotonic ms of the next `every` run, -1 none */
 	time_t next_at;		/* timer: wall clock of the next `at` run, 0 none */
 	int64_t last_every;	/* timer: when the last `every` run was due, -1 none */
@@ -119,9 +125,19 @@ void svc_proc_exited(struct proc *p, int status);
 void svc_notify(struct proc *p, const char *key, const char *value);
 void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner, bool replace);
 
-/* Re-evaluate every service after a batch of events (called by the loop). */
+/* Ask for an evaluation: of every service (start-up, reload, requests
+ * that change what is wanted), or of one service that an event concerned;
+ * a service whose state changes has its dependency neighbours evaluated
+ * too. The loop evaluates after every batch of events. */
 void svc_schedule(void);
+void svc_touch(struct service *s);
 void svc_evaluate_all(void);
+/* The set of services or their dependencies changed: rebuild the index
+ * (names, reverse dependency edges) before its next use. */
+void svc_index_stale(void);
+void svc_index(void);
+/* Lookup while the index is being built (deps.c). */
+struct service *svc_find_indexed(const char *name);
 
 /* Shutdown: every service down in reverse dependency order. */
 void svc_shutdown(bool fast);

@@ -2,11 +2,13 @@
  *
  * Events (a process exited, a notification arrived, a timer fired, an
  * administrator asked) change a service's state or what is wanted of it and
- * call svc_schedule(). After each batch of events the loop calls
- * svc_evaluate_all(), which brings every service toward what is wanted, in
- * dependency order, until nothing changes. Keeping every decision in one
- * place is what keeps the rules (dependencies, backoff, reverse-order stop)
- * consistent with each other. */
+ * mark it for evaluation. After each batch of events the loop calls
+ * svc_evaluate_all(), which brings each marked service toward what is
+ * wanted; a service whose state changes marks its dependency neighbours,
+ * until nothing changes. Keeping every decision in one place is what keeps
+ * the rules (dependencies, backoff, reverse-order stop) consistent with
+ * each other; evaluating only what an event can affect keeps it cheap with
+ * thousands of services. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,11 +29,21 @@
 #include "service.h"
 #include "value.h"
 
-static bool eval_pending;
+static bool all_dirty;
+static struct service *dirty;
 
 void svc_schedule(void)
 {
-	eval_pending = true;
+	all_dirty = true;
+}
+
+void svc_touch(struct service *s)
+{
+	if (s && !s->dirty) {
+		s->dirty = true;
+		s->dirty_next = dirty;
+		dirty = s;
+	}
 }
 
 void svc_set_state(struct service *s, enum svc_state st)
@@ -41,7 +53,8 @@ void svc_set_state(struct service *s, enum svc_state st)
 	log_debug("%s: %s -> %s", s->conf->name, svc_state_name(s->state), svc_state_name(st));
 	s->state = st;
 	s->since = loop_now();
-	svc_schedule();
+	svc_touch(s);
+	deps_touch_neighbors(s);	/* what waits on this state looks again */
 }
 
 void svc_set_reason(struct service *s, const char *fmt, ...)
@@ -182,8 +195,10 @@ static void start_main(struct service *s)
 	if (listen_open(s, err, sizeof(err)) < 0) {
 		log_error("%s: %s", s->conf->name, err);
 		svc_end(s, ST_FAILED, err);
+		s->listen_failed = true;
 		return;
 	}
+	s->listen_failed = false;
 	listen_set_nonblocking(s, false);
 	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
 		log_error("%s: %s", s->conf->name, err);
@@ -380,40 +395,57 @@ static void eval_down(struct service *s)
 	svc_begin_stop(s, s->reason[0] ? s->reason : "stopping");
 }
 
-static bool evaluate_once(void)
+/* Evaluates one service; true when what its neighbours can see changed
+ * (state, wish, whether it has processes). */
+static bool evaluate(struct service *s)
 {
-	bool changed = false;
+	enum svc_state before = s->state;
+	bool want = s->want, procs = s->procs != NULL;
 
-	for (struct service *s = services, *next; s; s = next) {
-		enum svc_state before = s->state;
-		bool want = s->want;
-
-		next = s->next;
-		if (s->removed && !s->want && !s->procs) {
-			log_info("%s: removed", s->conf->name);
-			svc_free(s);
-			changed = true;
-			continue;
-		}
-		if (s->want)
-			eval_up(s);
-		else
-			eval_down(s);
-		changed |= s->state != before || s->want != want;
+	if (s->removed && !s->want && !s->procs) {
+		log_info("%s: removed", s->conf->name);
+		deps_touch_neighbors(s);
+		svc_free(s);
+		return false;
 	}
-	return changed;
+	if (s->want)
+		eval_up(s);
+	else
+		eval_down(s);
+	return s->state != before || s->want != want || (s->procs != NULL) != procs;
 }
 
 void svc_evaluate_all(void)
 {
-	/* Each pass settles at least one more level of the dependency graph;
-	 * the bound only guards against a rule that would flip forever. */
-	for (int pass = 0; eval_pending && pass < 1000; pass++) {
-		eval_pending = false;
-		if (evaluate_once())
-			eval_pending = true;
+	unsigned n = 0, budget;
+
+	if (all_dirty) {
+		all_dirty = false;
+		for (struct service *s = services; s; s = s->next)
+			svc_touch(s);
 	}
-	eval_pending = false;
+	for (struct service *s = services; s; s = s->next)
+		n++;
+	/* Each step settles a service or passes the change on to a neighbour;
+	 * the budget only guards against a rule that would flip forever. */
+	budget = 64 * (n + 1);
+	while (dirty && budget--) {
+		struct service *s = dirty;
+
+		dirty = s->dirty_next;
+		s->dirty = false;
+		if (evaluate(s)) {
+			deps_touch_neighbors(s);
+			svc_touch(s);
+		}
+	}
+	if (dirty) {
+		log_error("service evaluation did not settle; continuing on the next event");
+		while (dirty) {
+			dirty->dirty = false;
+			dirty = dirty->dirty_next;
+		}
+	}
 	droverd_after_evaluation();
 }
 
@@ -478,7 +510,7 @@ void svc_proc_exited(struct proc *p, int status)
 	if (!s)
 		return;
 	s->last_status = status;
-	svc_schedule();
+	svc_touch(s);
 	if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
 		pool_proc_exited(s, p, status);
 		return;
@@ -528,6 +560,8 @@ void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner
 	conf_release(s->owner);
 	s->conf = conf;
 	s->owner = owner;
+	svc_index_stale();	/* its dependencies may have changed */
+	svc_touch(s);
 	if (s->lis)
 		listen_rebuild(s);
 	svclog_configure(s);
@@ -558,7 +592,7 @@ void svc_shutdown(bool fast)
 		s->want = false;
 		if (fast)
 			for (struct proc *p = s->procs; p; p = p->next)
-				proc_stop(p, SIGKILL, 100);
+				proc_kill(p);
 	}
 	svc_schedule();
 }

@@ -56,7 +56,8 @@ static void child_signals(void)
 
 /* Moves every wanted descriptor above the target range first, so that no
  * dup2 overwrites a source that is still needed; then places them. The
- * copies made by dup2 are not close-on-exec; everything else is closed. */
+ * copies made by dup2 are not close-on-exec; everything else is closed at
+ * exec (kernels before 5.11: closed here). */
 static void child_fds(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
@@ -68,6 +69,11 @@ static void child_fds(struct child_ctx *c)
 	for (int i = 0; i < r->nfds; i++)
 		if (dup2(tmp[i], i) < 0)
 			child_fail(c, "dup2");
+	/* Marking the rest close-on-exec costs a few bit operations; the
+	 * kernel then closes them during execve, after droverd has resumed,
+	 * instead of while it waits (droverd may hold thousands). */
+	if (close_range((unsigned)r->nfds, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
 	if (close_range((unsigned)r->nfds, ~0U, 0) < 0) {
 		struct rlimit rl;
 
@@ -221,6 +227,9 @@ int spawn_process(const struct spawn_req *r, struct spawn_result *res)
 	}
 	res->pid = pid;
 	if (c.err) {
+		/* The child has called _exit already: collect it now, as
+		 * posix_spawn does; the wait ends within its exit path. */
+		waitpid(pid, NULL, 0);
 		if (pidfd >= 0)
 			close(pidfd);
 		res->err = c.err;

@@ -42,8 +42,8 @@ struct spawn_result {
 	const char *step;	/* "exec", "setuid", "chdir", ... */
 };
 
-/* 0 when the program runs; -1 with res->err/step set otherwise. A child that
- * failed after fork has exited (status 127) and is reaped like any other. */
+/* 0 when the program runs; -1 with res->err/step set otherwise (a child
+ * that failed before exec has been reaped already). */
 int spawn_process(const struct spawn_req *r, struct spawn_result *res);
 /* "cannot exec /x: No such file or directory" and the like. */
 void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *res,
