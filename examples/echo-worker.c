@@ -45,6 +45,7 @@ int main(void)
 		return echo(0, 1) < 0;	/* inetd style */
 	lfd = DROVER_LISTEN_FDS_START;
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: accept returns */
+	signal(SIGPIPE, SIG_IGN);	/* a client gone mid-echo: EPIPE, not death */
 	drover_ready();
 	while (!stopping) {
 		int c = accept(lfd, NULL, NULL);

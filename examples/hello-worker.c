@@ -104,6 +104,7 @@ static int worker(int lfd)
 	struct sigaction sa = { .sa_handler = on_term };
 
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: accept returns EINTR */
+	signal(SIGPIPE, SIG_IGN);	/* a client gone mid-response: EPIPE, not death */
 	if (getenv("DROVER_GENERATION"))
 		generation = getenv("DROVER_GENERATION");
 	drover_ready();

@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  logs NAME [-f] [-n N]          recent output of a service; -f follows\n"
 	"  deps [--dot]                   the dependency graph, as text or Graphviz\n"
 	"  wait NAME [--timeout D]        wait until a service is ready\n"
+	"  upgrade [--handover]           replace droverd by the binary now at its path\n"
 	"  shutdown                       stop every service, then droverd exits\n"
 	"  version                        versions of drover and droverd\n"
 	"\n"
@@ -380,6 +381,13 @@ static int cmd_plain(int argc, char **argv)
 	return request(argc, argv, print_message, NULL);
 }
 
+static int cmd_upgrade(int argc, char **argv)
+{
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--handover") != 0))
+		usage_error("%s", "usage: upgrade [--handover]");
+	return request(argc, argv, print_message, NULL);
+}
+
 static void print_version(const struct proto_reply *r, void *arg)
 {
 	(void)arg;
@@ -400,7 +408,7 @@ static const struct {
 	{ "status", cmd_status }, { "start", cmd_change }, { "stop", cmd_change },
 	{ "restart", cmd_change }, { "reload", cmd_reload }, { "signal", cmd_signal },
 	{ "check", cmd_check }, { "logs", cmd_logs }, { "deps", cmd_deps }, { "wait", cmd_wait },
-	{ "shutdown", cmd_plain }, { "version", cmd_version },
+	{ "shutdown", cmd_plain }, { "version", cmd_version }, { "upgrade", cmd_upgrade },
 };
 
 int main(int argc, char **argv)

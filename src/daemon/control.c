@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "upgrade.h"
 
 enum {
 	CONN_MAX = 64,
@@ -44,6 +46,7 @@ const char *control_path(void)
 
 static void conn_free(struct conn *c)
 {
+	upgrade_forget_client(c);
 	for (struct conn **pp = &conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -422,6 +425,37 @@ int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, ch
 		return -1;
 	}
 	return 0;
+}
+
+int conn_fd(const struct conn *c)
+{
+	return c->w.fd;
+}
+
+void control_answer_fd(int fd, int status, const char *fmt, ...)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char msg[1024];
+	va_list ap;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	c->out.max = OUT_MAX;
+	c->next = conns;
+	conns = c;
+	nconns++;
+	if (loop_add(&c->w, fd, EPOLLIN, conn_event) < 0) {
+		c->w.fd = fd;
+		conn_free(c);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	conn_reply(c, status, "%s", msg);
 }
 
 void control_close(void)

@@ -55,6 +55,9 @@ void conn_begin(struct conn *c, struct proto_writer *w, enum proto_kind kind, in
 void conn_end(struct conn *c, struct proto_writer *w);
 void conn_wait(struct conn *c, conn_wait_fn *fn, char **names, int n, int kind, int64_t timeout);
 void conn_follow(struct conn *c, struct service *s);
+int conn_fd(const struct conn *c);
+/* Answer on a connection handed over by the previous image. */
+void control_answer_fd(int fd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* control_cmd.c */
 void control_dispatch(struct conn *c, int argc, char **argv);

@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "reload.h"
 #include "service.h"
+#include "upgrade.h"
 #include "value.h"
 
 /* WAIT_UP (start, restart): a backoff is a failure to report now.
@@ -446,6 +447,19 @@ static void cmd_shutdown(struct conn *c, int argc, char **argv)
 	c->wait_kind = WAIT_SHUTDOWN;
 }
 
+static void cmd_upgrade(struct conn *c, int argc, char **argv)
+{
+	bool handover = argc == 2 && strcmp(argv[1], "--handover") == 0;
+
+	if (argc > 2 || (argc == 2 && !handover)) {
+		conn_reply(c, 1, "bad request: usage: upgrade [--handover]");
+		return;
+	}
+	log_info("upgrade%s requested by uid %u (pid %d)", handover ? " --handover" : "", (unsigned)c->uid,
+		 (int)c->pid);
+	upgrade_request(c, handover);
+}
+
 static void cmd_version(struct conn *c, int argc, char **argv)
 {
 	struct proto_writer w;
@@ -468,7 +482,7 @@ static const struct {
 	{ "status", cmd_status }, { "start", cmd_change }, { "stop", cmd_change },
 	{ "restart", cmd_change }, { "wait", cmd_wait }, { "reload", cmd_reload },
 	{ "signal", cmd_signal }, { "logs", cmd_logs }, { "deps", cmd_deps },
-	{ "shutdown", cmd_shutdown }, { "version", cmd_version },
+	{ "shutdown", cmd_shutdown }, { "version", cmd_version }, { "upgrade", cmd_upgrade },
 };
 
 void control_dispatch(struct conn *c, int argc, char **argv)

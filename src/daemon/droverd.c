@@ -3,13 +3,23 @@
  *
  * droverd exits on request (TERM, INT, QUIT, `drover shutdown`) or when a
  * critical service ends, and only once every process it started is gone. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "control.h"
+#include "deps.h"
+#include "launch.h"
+#include "notify.h"
+#include "sig.h"
+#include "state.h"
 #include "droverd.h"
 #include "log.h"
 #include "reap.h"
@@ -17,6 +27,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "svclog.h"
+#include "upgrade.h"
 
 static struct conf *current;
 static const char *conf_path = CONF_DEFAULT_PATH;
@@ -144,7 +155,8 @@ void droverd_on_signal(int sig)
 		svclog_reopen_all();
 		break;
 	case SIGUSR2:
-		log_warn("SIGUSR2: in-place upgrade is not available in this version");
+		log_info("SIGUSR2: upgrading droverd in place");
+		upgrade_request(NULL, false);
 		break;
 	default:
 		break;
@@ -160,3 +172,80 @@ int droverd_exit_code(void)
 {
 	return exit_code;
 }
+
+static const char *default_control(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (geteuid() == 0)
+		return "/run/drover/control.sock";
+	if (!xdg || xdg[0] != '/')
+		fatal("no control socket: give -S SOCKET or `control =`, or set XDG_RUNTIME_DIR");
+	snprintf(buf, len, "%s/drover/control.sock", xdg);
+	return buf;
+}
+
+/* droverd may hold many descriptors (pipes, pidfds, listeners): raise its
+ * own soft limit to the hard one; its children get the original back. */
+static struct rlimit raise_nofile(void)
+{
+	struct rlimit orig, raised;
+
+	getrlimit(RLIMIT_NOFILE, &orig);
+	raised = orig;
+	raised.rlim_cur = orig.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
+		log_warn("cannot raise the open files limit: %s", strerror(errno));
+	return orig;
+}
+
+/* Everything droverd needs before its loop runs. g: a state being taken
+ * over (its control and notify sockets are adopted, not made), or NULL. */
+static void setup(const char *control_override, const struct state_globals *g)
+{
+	char err[512], def[256];
+	struct rlimit nofile;
+	const char *control;
+	int devnull;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("cannot become a child subreaper: %s; orphans of services go to init",
+			 strerror(errno));
+	nofile = raise_nofile();
+	if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		fatal("cannot open /dev/null: %s", strerror(errno));
+	launch_init(&nofile, devnull);
+	if (loop_init() < 0 || sig_init(-1, droverd_on_signal) < 0)
+		fatal("cannot set up the event loop: %s", strerror(errno));
+	if (log_configure(current->log, current->log_path, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	if (notify_open(g ? g->notify_fd : -1) < 0)
+		fatal("cannot create the notification socket: %s", strerror(errno));
+	control = g ? g->control_path : control_override ? control_override
+		: current->control ? current->control : default_control(def, sizeof(def));
+	if (control_open(control, current->control_group != NULL, current->control_gid,
+			 g ? g->control_fd : -1, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	if (g && g->sdnotify[0])
+		setenv("NOTIFY_SOCKET", g->sdnotify, 1);
+	sdnotify_init();
+}
+
+static void start_services(bool fresh)
+{
+	for (int i = 0; i < current->nsvcs; i++)
+		if (!svc_new(current->svcs[i], current))
+			fatal("out of memory");
+	/* Taking a state over, what is wanted comes with the state. */
+	for (struct service *s = services; fresh && s; s = s->next)
+		if (s->conf->start != START_MANUAL)	/* demand: armed, waiting */
+			deps_pull_up(s);
+	svc_schedule();
+}
+
+void droverd_start(const char *control_override, const struct state_globals *g)
+{
+	setup(control_override, g);
+	start_services(g == NULL);
+}
+

@@ -22,5 +22,9 @@ void droverd_set_conf_path(const char *path);
 /* What the signalfd delivers (sig.h). */
 void droverd_on_signal(int sig);
 int droverd_exit_code(void);
+struct state_globals;
+/* Set up (sockets, signals, loop) and create the services; g: a state
+ * being taken over, or NULL for a fresh start. Fatal on failure. */
+void droverd_start(const char *control_override, const struct state_globals *g);
 
 #endif

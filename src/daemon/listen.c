@@ -204,6 +204,18 @@ void listen_set_nonblocking(struct service *s, bool on)
 	}
 }
 
+const char *listen_adopt_fd(struct service *s, int index, int fd, dev_t dev, ino_t ino, const char *key)
+{
+	if (!ensure_array(s))
+		return "out of memory restoring a listener";
+	if (index < 0 || index >= s->nlis || strcmp(s->lis[index].conf->key, key) != 0)
+		return "a listener that is not in the configuration";
+	s->lis[index].fd = fd;
+	s->lis[index].dev = dev;
+	s->lis[index].ino = ino;
+	return NULL;
+}
+
 int listen_count(const struct service *s)
 {
 	return s->lis ? s->nlis : 0;

@@ -23,6 +23,9 @@ void listen_rebuild(struct service *s);
 /* Accept mode: droverd alone accepts, so its listeners are non-blocking.
  * Any other mode passes them on, and programs expect them blocking. */
 void listen_set_nonblocking(struct service *s, bool on);
+/* Upgrade hand-over: fd is listener `index` of s, bound for `key` (which
+ * must be what the configuration says). NULL, or why not. */
+const char *listen_adopt_fd(struct service *s, int index, int fd, dev_t dev, ino_t ino, const char *key);
 int listen_count(const struct service *s);
 int listen_fd(const struct service *s, int i);
 /* "LISTEN_FDNAMES=a:b" (static buffer). */

@@ -26,7 +26,9 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "sig.h"
+#include "state.h"
 #include "svclog.h"
+#include "upgrade.h"
 
 static void usage(FILE *f)
 {
@@ -39,16 +41,19 @@ static void usage(FILE *f)
 		CONF_DEFAULT_PATH);
 }
 
-static const char *default_control(char *buf, size_t len)
+/* `droverd -t` run by an upgrade: the state it would take over must parse
+ * and name only services of this configuration. */
+static void check_state(struct conf *c)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	const char *v = getenv("DROVER_CHECK_STATE_FD");
+	char err[512];
 
-	if (geteuid() == 0)
-		return "/run/drover/control.sock";
-	if (!xdg || xdg[0] != '/')
-		fatal("no control socket: give -S SOCKET or `control =`, or set XDG_RUNTIME_DIR");
-	snprintf(buf, len, "%s/drover/control.sock", xdg);
-	return buf;
+	if (!v)
+		return;
+	if (state_check(atoi(v), c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "droverd: cannot take over the running state: %s\n", err);
+		exit(1);
+	}
 }
 
 static struct conf *load_or_die(bool check_only)
@@ -65,68 +70,13 @@ static struct conf *load_or_die(bool check_only)
 	}
 	conf_errors_free(&errs);
 	if (check_only) {
+		check_state(c);
 		printf("%s: configuration is valid (%d service%s)\n", droverd_conf_path(), c->nsvcs,
 		       c->nsvcs == 1 ? "" : "s");
 		conf_free(c);
 		exit(0);
 	}
 	return c;
-}
-
-/* droverd may hold many descriptors (pipes, pidfds, listeners): raise its
- * own soft limit to the hard one; its children get the original back. */
-static struct rlimit raise_nofile(void)
-{
-	struct rlimit orig, raised;
-
-	getrlimit(RLIMIT_NOFILE, &orig);
-	raised = orig;
-	raised.rlim_cur = orig.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
-		log_warn("cannot raise the open files limit: %s", strerror(errno));
-	return orig;
-}
-
-static void setup(const char *control_override)
-{
-	struct conf *current = droverd_conf();
-	char err[512], def[256];
-	struct rlimit nofile;
-	const char *control;
-	int devnull;
-
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-		log_warn("cannot become a child subreaper: %s; orphans of services go to init",
-			 strerror(errno));
-	nofile = raise_nofile();
-	if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
-		fatal("cannot open /dev/null: %s", strerror(errno));
-	launch_init(&nofile, devnull);
-	if (loop_init() < 0 || sig_init(-1, droverd_on_signal) < 0)
-		fatal("cannot set up the event loop: %s", strerror(errno));
-	if (log_configure(current->log, current->log_path, err, sizeof(err)) < 0)
-		fatal("%s", err);
-	if (notify_open(-1) < 0)
-		fatal("cannot create the notification socket: %s", strerror(errno));
-	control = control_override ? control_override
-		: current->control ? current->control : default_control(def, sizeof(def));
-	if (control_open(control, current->control_group != NULL, current->control_gid, -1, err,
-			 sizeof(err)) < 0)
-		fatal("%s", err);
-	sdnotify_init();
-}
-
-static void start_services(void)
-{
-	struct conf *current = droverd_conf();
-
-	for (int i = 0; i < current->nsvcs; i++)
-		if (!svc_new(current->svcs[i], current))
-			fatal("out of memory");
-	for (struct service *s = services; s; s = s->next)
-		if (s->conf->start != START_MANUAL)	/* demand: armed, waiting */
-			deps_pull_up(s);
-	svc_schedule();
 }
 
 int main(int argc, char **argv)
@@ -139,6 +89,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt;
 
+	upgrade_init(argc, argv);
 	while ((opt = getopt_long(argc, argv, "c:S:tvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': droverd_set_conf_path(optarg); break;
@@ -156,12 +107,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	current = load_or_die(check_only);
-	droverd_set_conf(current);
-	setup(control_override);
-	log_info("droverd %s started (pid %d), %d services from %s, control socket %s",
-		 DROVER_VERSION, (int)getpid(), current->nsvcs, droverd_conf_path(), control_path());
-	start_services();
+	if (!check_only && upgrade_takeover(control_override)) {
+		upgrade_report();
+	} else {
+		current = load_or_die(check_only);
+		droverd_set_conf(current);
+		droverd_start(control_override, NULL);
+		log_info("droverd %s started (pid %d), %d services from %s, control socket %s",
+			 DROVER_VERSION, (int)getpid(), current->nsvcs, droverd_conf_path(), control_path());
+	}
 	loop_set_idle(svc_evaluate_all);
 	loop_run();
 	reap_all_before_exit();

@@ -151,6 +151,11 @@ void output_drain(struct proc *p)
 		finish(p->out);
 }
 
+int output_fd(const struct proc *p)
+{
+	return p->out ? p->out->w.fd : -1;
+}
+
 void output_close(struct proc *p)
 {
 	struct output *o = p->out;

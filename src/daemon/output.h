@@ -21,5 +21,7 @@ int output_attach(struct proc *p, int rfd);
 void output_drain(struct proc *p);
 /* Read what is left, then close. */
 void output_close(struct proc *p);
+/* The read end of p's pipe, or -1 (for the upgrade hand-over). */
+int output_fd(const struct proc *p);
 
 #endif

@@ -647,6 +647,51 @@ void pool_roll(struct service *s)
 	svc_begin_stop(s, "replaced by a new definition");
 }
 
+bool pool_save(const struct service *s, struct pool_saved *out)
+{
+	if (!s->pool)
+		return false;
+	out->served = s->pool->served;
+	out->failures = s->pool->failures;
+	out->throttle_until = s->pool->throttle_until;
+	out->dynamic = s->pool->dynamic;
+	return true;
+}
+
+bool pool_restore(struct service *s, const struct pool_saved *in)
+{
+	struct pool *pl = pool_get(s);
+
+	if (!pl)
+		return false;
+	pl->served = in->served;
+	pl->failures = in->failures;
+	pl->throttle_until = in->throttle_until;
+	pl->dynamic = in->dynamic;
+	return true;
+}
+
+void pool_adopt_worker(struct service *s, struct proc *p, int wstate)
+{
+	struct pool *pl = s->pool;
+
+	if (!pl && (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT))
+		pl = pool_get(s);
+	if (!pl)
+		return;
+	if (s->conf->mode == MODE_ACCEPT) {
+		struct source *src;
+
+		pl->running++;
+		if (s->conf->per_source && (src = source_slot(pl, p->source, true)))
+			src->count++;
+		return;
+	}
+	if (p->slot >= 0 && p->slot < 4096 && pl->slots)
+		pl->slots[p->slot] = 1;
+	worker_set(pl, p, wstate);
+}
+
 void pool_describe(const struct service *s, unsigned *busy, unsigned *idle, unsigned *total,
 		   uint64_t *served)
 {

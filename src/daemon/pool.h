@@ -15,6 +15,17 @@ void pool_proc_exited(struct service *s, struct proc *p, int status);
 void pool_notify(struct service *s, struct proc *p, const char *key, const char *value);
 void pool_apply_live(struct service *s);
 void pool_roll(struct service *s);
+/* For the upgrade hand-over. */
+struct pool_saved {
+	uint64_t served;
+	unsigned failures;
+	int64_t throttle_until;
+	bool dynamic;
+};
+bool pool_save(const struct service *s, struct pool_saved *out);
+bool pool_restore(struct service *s, const struct pool_saved *in);
+/* A restored process of a pool: counted as a worker in state wstate. */
+void pool_adopt_worker(struct service *s, struct proc *p, int wstate);
 /* For status: busy, idle, total workers (accept: handlers running), and
  * connections served. */
 void pool_describe(const struct service *s, unsigned *busy, unsigned *idle, unsigned *total,

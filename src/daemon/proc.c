@@ -192,6 +192,20 @@ void proc_leader_exited(struct proc *p)
 	remnants = p;
 }
 
+void proc_arm_kill(struct proc *p, int64_t when)
+{
+	timer_at(&p->t_kill, when, kill_timeout);
+}
+
+void proc_adopt_remnant(struct proc *p)
+{
+	unlink_table(p);
+	p->hnext = remnants;
+	remnants = p;
+	if (!timer_armed(&p->t_kill))
+		timer_after(&p->t_kill, RECHECK_MS, kill_timeout);
+}
+
 void proc_sweep(void)
 {
 	for (struct proc **pp = &remnants; *pp;) {

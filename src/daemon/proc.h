@@ -21,6 +21,9 @@ void proc_signal_group(struct proc *p, int sig);
 void proc_stop(struct proc *p, int sig, int64_t timeout);
 /* SIGKILL to the group now, even if a graceful stop is under way. */
 void proc_kill(struct proc *p);
+/* Upgrade hand-over: arm p's SIGKILL deadline; take over a remnant. */
+void proc_arm_kill(struct proc *p, int64_t when);
+void proc_adopt_remnant(struct proc *p);
 /* After any reap: free records whose group has emptied. */
 void proc_sweep(void);
 /* Count of live records (leaders not yet reaped, or groups not empty). */

@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "output.h"
 #include "proc.h"
+#include "upgrade.h"
 
 enum { SWEEP_DELAY_MS = 50 };
 
@@ -77,7 +78,7 @@ void reap_children(void)
 
 		if (p)
 			exited(p, status);
-		else
+		else if (!upgrade_reaped(pid, status))
 			log_debug("reaped pid %d (left behind by a service)", (int)pid);
 	}
 	if (pid < 0 && errno != ECHILD)

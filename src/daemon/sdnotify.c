@@ -13,6 +13,7 @@
 static int fd = -1;
 static struct sockaddr_un addr;
 static socklen_t addrlen;
+static char path_text[sizeof(addr.sun_path) + 1];
 
 void sdnotify_init(void)
 {
@@ -29,7 +30,13 @@ void sdnotify_init(void)
 		addr.sun_path[0] = '\0';
 	addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '/'));
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	snprintf(path_text, sizeof(path_text), "%s", path);
 	unsetenv("NOTIFY_SOCKET");
+}
+
+const char *sdnotify_path(void)
+{
+	return fd >= 0 ? path_text : NULL;
 }
 
 bool sdnotify_active(void)

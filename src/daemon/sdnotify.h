@@ -11,6 +11,8 @@
 
 void sdnotify_init(void);
 bool sdnotify_active(void);
+/* The socket droverd notifies ("@..." or a path), or NULL. */
+const char *sdnotify_path(void);
 void sdnotify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

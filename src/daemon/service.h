@@ -160,6 +160,9 @@ void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime);
 void svc_end(struct service *s, enum svc_state st, const char *why);
 void svc_set_state(struct service *s, enum svc_state st);
 void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Upgrade hand-over: re-arm the timers a service had (-1: not armed). */
+void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at, int64_t watchdog_at,
+			bool sched);
 /* Stop every process of s (stop_signal, then SIGKILL after stop_timeout). */
 void svc_begin_stop(struct service *s, const char *why);
 /* Drop a reference to a configuration; frees it with the last one. */

@@ -586,6 +586,19 @@ void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner
 		svc_begin_stop(s, "replaced by a new definition");
 }
 
+void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at, int64_t watchdog_at,
+			bool sched)
+{
+	if (restart_at >= 0)
+		timer_at(&s->t_restart, restart_at, restart_due);
+	if (ready_at >= 0)
+		timer_at(&s->t_ready, ready_at, ready_timeout);
+	if (watchdog_at >= 0)
+		timer_at(&s->t_watchdog, watchdog_at, watchdog_timeout);
+	if (sched)
+		sched_arm(s);
+}
+
 void svc_shutdown(bool fast)
 {
 	for (struct service *s = services; s; s = s->next) {

@@ -189,7 +189,7 @@ static int child_main(void *arg)
 		child_pid_slot(r->pid_slot);
 	child_limits(c);
 	child_credentials(c);
-	if (chdir(r->dir ? r->dir : "/") < 0)
+	if (r->dir && chdir(r->dir) < 0)
 		child_fail(c, "chdir");
 	umask(r->umask);
 	sigemptyset(&none);

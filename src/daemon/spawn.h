@@ -30,7 +30,7 @@ struct spawn_req {
 	gid_t gid;
 	const gid_t *groups;
 	int ngroups;
-	const char *dir;
+	const char *dir;	/* NULL: droverd's own working directory */
 	mode_t umask;
 	const struct rlimit *limit[LIM_COUNT];	/* NULL: inherit */
 };
