@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "handover.h"
 #include "upgrade.h"
 
 enum {
@@ -47,6 +48,7 @@ const char *control_path(void)
 static void conn_free(struct conn *c)
 {
 	upgrade_forget_client(c);
+	handover_forget_client(c);
 	for (struct conn **pp = &conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -411,6 +413,7 @@ static int bind_control(const char *path, char *err, size_t len)
 
 int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, char *err, size_t len)
 {
+	struct stat st;
 	int fd;
 
 	group_set = has_group;
@@ -419,6 +422,12 @@ int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, ch
 	fd = adopt_fd >= 0 ? adopt_fd : bind_control(path, err, len);
 	if (fd < 0)
 		return -1;
+	if (adopt_fd >= 0 && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* Handed over: the file at the path is the one to remove at
+		 * exit, as if this droverd had made it. */
+		sock_dev = st.st_dev;
+		sock_ino = st.st_ino;
+	}
 	if (loop_add(&listener, fd, EPOLLIN, listener_event) < 0) {
 		snprintf(err, len, "cannot watch the control socket: %s", strerror(errno));
 		close(fd);
@@ -458,6 +467,23 @@ void control_answer_fd(int fd, int status, const char *fmt, ...)
 	conn_reply(c, status, "%s", msg);
 }
 
+static bool keep_file;
+
+void control_keep_file(bool keep)
+{
+	keep_file = keep;
+}
+
+void control_pause(bool paused)
+{
+	if (listener.fd < 0)
+		return;
+	if (paused)
+		loop_del(&listener);
+	else if (!listener.active)
+		loop_add(&listener, listener.fd, EPOLLIN, listener_event);
+}
+
 void control_close(void)
 {
 	struct stat st;
@@ -468,7 +494,7 @@ void control_close(void)
 	close(listener.fd);
 	listener.fd = -1;
 	/* Another droverd may have taken the path since: leave its socket. */
-	if (lstat(sock_path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
+	if (!keep_file && lstat(sock_path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
 		unlink(sock_path);
 }
 

@@ -42,6 +42,11 @@ struct conn {
 
 int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, char *err, size_t len);
 void control_close(void);
+/* Handover: stop taking new connections (the new droverd takes them) or
+ * start (the new droverd, once told to). */
+void control_pause(bool paused);
+/* Handover: the socket file is the new droverd's now; do not remove it. */
+void control_keep_file(bool keep);
 int control_fd(void);
 const char *control_path(void);
 /* Re-check every waiting command (after each evaluation). */

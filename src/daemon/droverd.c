@@ -27,6 +27,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "svclog.h"
+#include "handover.h"
 #include "upgrade.h"
 
 static struct conf *current;
@@ -71,6 +72,13 @@ void droverd_shutdown(bool fast, int code)
 	svc_shutdown(fast);
 }
 
+void droverd_cancel_shutdown(void)
+{
+	stopping = stopping_fast = false;
+	exit_code = 0;
+	log_info("shutdown cancelled");
+}
+
 void droverd_reloading(bool begin)
 {
 	struct timespec ts;
@@ -106,6 +114,7 @@ static void tell_status(void)
 void droverd_after_evaluation(void)
 {
 	control_poll_waiters();
+	handover_after_evaluation();
 	if (stopping && svc_all_stopped()) {
 		loop_quit();
 		return;

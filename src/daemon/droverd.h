@@ -10,6 +10,8 @@
  * every process is gone. The first request's code wins. */
 void droverd_shutdown(bool fast, int code);
 bool droverd_shutting_down(void);
+/* A handover that failed while this droverd drained: carry on. */
+void droverd_cancel_shutdown(void);
 /* After each evaluation: finish shutdown, tell systemd we are ready. */
 void droverd_after_evaluation(void);
 /* Around a reload: tells systemd (RELOADING=1 ... READY=1). */

@@ -143,6 +143,13 @@ int listen_open(struct service *s, char *err, size_t len)
 	return 0;
 }
 
+static bool keep_files;
+
+void listen_keep_files(bool keep)
+{
+	keep_files = keep;
+}
+
 static void close_one(struct listener *l)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->conf->addr;
@@ -153,7 +160,7 @@ static void close_one(struct listener *l)
 		return;
 	close(l->fd);
 	l->fd = -1;
-	if (l->conf->family == AF_UNIX && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
+	if (!keep_files && l->conf->family == AF_UNIX && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
 	    st.st_dev == l->dev && st.st_ino == l->ino)
 		unlink(un->sun_path);
 }

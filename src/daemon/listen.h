@@ -16,6 +16,9 @@
 /* Bind what is not bound yet. 0, or -1 with "cannot listen on ADDR: why". */
 int listen_open(struct service *s, char *err, size_t len);
 void listen_close(struct service *s);
+/* Handover: sockets now belong to the new droverd too; closing ours must
+ * not remove their files. */
+void listen_keep_files(bool keep);
 /* After s->conf changed: listeners follow the new definition; a socket
  * whose address and options are unchanged stays the same open socket,
  * the others are closed. */

@@ -19,6 +19,7 @@
 #include "deps.h"
 #include "droverd.h"
 #include "launch.h"
+#include "handover.h"
 #include "log.h"
 #include "notify.h"
 #include "reap.h"
@@ -107,7 +108,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	if (!check_only && upgrade_takeover(control_override)) {
+	if (!check_only && handover_takeover(control_override)) {
+		/* started by an old droverd: it waits for our services */
+	} else if (!check_only && upgrade_takeover(control_override)) {
 		upgrade_report();
 	} else {
 		current = load_or_die(check_only);
@@ -118,6 +121,7 @@ int main(int argc, char **argv)
 	}
 	loop_set_idle(svc_evaluate_all);
 	loop_run();
+	handover_old_exiting();
 	reap_all_before_exit();
 	log_info("every process has stopped; exiting with status %d", droverd_exit_code());
 	control_flush_all();

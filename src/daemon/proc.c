@@ -220,6 +220,19 @@ void proc_sweep(void)
 	}
 }
 
+void proc_foreach_pid(pid_t pid, bool *found)
+{
+	if (proc_find(pid)) {
+		*found = true;
+		return;
+	}
+	for (struct proc *p = remnants; p; p = p->hnext)
+		if (p->pid == pid) {
+			*found = true;
+			return;
+		}
+}
+
 void proc_foreach(void (*fn)(struct proc *p, void *arg), void *arg)
 {
 	for (unsigned i = 0; i < BUCKETS; i++)

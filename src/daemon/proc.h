@@ -28,6 +28,8 @@ void proc_adopt_remnant(struct proc *p);
 void proc_sweep(void);
 /* Count of live records (leaders not yet reaped, or groups not empty). */
 unsigned proc_count(void);
+/* Is pid a record's pid (a leader or a remnant's group)? Sets *found. */
+void proc_foreach_pid(pid_t pid, bool *found);
 /* Call fn for every record (the upgrade hand-over walks them). */
 void proc_foreach(void (*fn)(struct proc *p, void *arg), void *arg);
 

@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "output.h"
 #include "proc.h"
+#include "handover.h"
 #include "upgrade.h"
 
 enum { SWEEP_DELAY_MS = 50 };
@@ -78,7 +79,7 @@ void reap_children(void)
 
 		if (p)
 			exited(p, status);
-		else if (!upgrade_reaped(pid, status))
+		else if (!upgrade_reaped(pid, status) && !handover_reaped(pid, status))
 			log_debug("reaped pid %d (left behind by a service)", (int)pid);
 	}
 	if (pid < 0 && errno != ECHILD)
@@ -105,14 +106,40 @@ static int children(pid_t *out, int max)
 	return n;
 }
 
+static bool tracked_group(pid_t pgid)
+{
+	bool found = false;
+
+	proc_foreach_pid(pgid, &found);
+	return found;
+}
+
+void reap_kill_strangers(void)
+{
+	pid_t kids[512];
+	int n = children(kids, 512);
+
+	for (int i = 0; i < n; i++) {
+		pid_t pgid = getpgid(kids[i]);
+
+		if (proc_find(kids[i]) || (pgid > 0 && tracked_group(pgid)))
+			continue;
+		log_warn("killing pid %d: left behind by the new droverd", (int)kids[i]);
+		kill(kids[i], SIGKILL);
+	}
+	reap_sigchld();		/* their exits are collected by the sweep */
+}
+
 void reap_all_before_exit(void)
 {
 	pid_t kids[512];
 	int n;
 
 	reap_children();
-	for (int round = 0; round < 50 && (n = children(kids, 512)) > 0; round++) {
+	for (int round = 0; round < 50 && (n = children(kids, 512)) > (handover_peer() > 0); round++) {
 		for (int i = 0; i < n; i++) {
+			if (kids[i] == handover_peer())
+				continue;	/* the droverd taking over: it carries on */
 			log_warn("pid %d is still running at exit (it left its service's process group): killing it",
 				 (int)kids[i]);
 			kill(kids[i], SIGKILL);

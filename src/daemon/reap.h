@@ -17,6 +17,9 @@ void reap_watch(struct proc *p);
 void reap_sigchld(void);
 /* Reap every child that has exited (the sweep). */
 void reap_children(void);
+/* Kill children that are neither processes droverd started nor members
+ * of their groups: what a dead new droverd (handover) left behind. */
+void reap_kill_strangers(void);
 /* At exit: any child droverd still has (a helper that escaped its
  * service's process group) is killed and reaped, not left behind. */
 void reap_all_before_exit(void);

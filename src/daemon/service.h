@@ -96,6 +96,8 @@ struct service {
 	bool fail_pending;	/* a stop we began because it failed: back off after */
 	bool started_by_demand;	/* start = demand: a connection is pending */
 	bool listen_failed;	/* failed binding a listener: a reload retries it */
+	bool held;		/* handover: the previous droverd still runs it */
+	bool handover_reported;	/* handover: its stop was told to the new droverd */
 	unsigned pull_stamp, push_stamp;	/* deps.c */
 	struct service **dependents;	/* services that require or are after this one */
 	int ndependents;
@@ -142,7 +144,8 @@ struct service *svc_find_indexed(const char *name);
 /* Shutdown: every service down in reverse dependency order. */
 void svc_shutdown(bool fast);
 bool svc_all_stopped(void);
-/* True when no `auto` service is still starting (READY=1 to systemd). */
+/* True when no `auto` service is still starting (READY=1 to systemd),
+ * leaving out services held by a handover and what waits on them. */
 bool svc_boot_settled(void);
 
 /* The text of a wait status: "exited with status 1", "killed by signal 9 (KILL)". */

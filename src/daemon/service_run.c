@@ -346,12 +346,20 @@ void svc_begin_stop(struct service *s, const char *why)
 
 static void eval_up(struct service *s)
 {
+	if (s->held) {
+		svc_set_state(s, ST_STARTING);
+		svc_set_reason(s, "the previous droverd is still stopping it");
+		return;
+	}
 	switch (s->state) {
 	case ST_STOPPED:
 		try_start(s);
 		break;
 	case ST_STARTING:
-		if (!has_live_leader(s) && s->conf->mode != MODE_PREFORK)
+		/* Waiting for requirements (a pool not started yet, or no
+		 * process): try again. A pool whose workers have not reported
+		 * ready yet is left alone. */
+		if (!has_live_leader(s) && !s->pool)
 			try_start(s);
 		break;
 	case ST_STOPPING:
@@ -615,10 +623,24 @@ bool svc_all_stopped(void)
 	return proc_count() == 0;
 }
 
+/* Held by a handover, or waiting (through requires) on one that is. */
+static bool on_hold(const struct service *s, int depth)
+{
+	if (s->held)
+		return true;
+	for (int i = 0; depth < 64 && i < s->conf->nrequires; i++) {
+		struct service *d = svc_find(s->conf->requires[i]);
+
+		if (d && on_hold(d, depth + 1))
+			return true;
+	}
+	return false;
+}
+
 bool svc_boot_settled(void)
 {
 	for (struct service *s = services; s; s = s->next)
-		if (s->want && s->conf->start == START_AUTO && s->state == ST_STARTING)
+		if (s->want && s->conf->start == START_AUTO && s->state == ST_STARTING && !on_hold(s, 0))
 			return false;
 	return true;
 }

@@ -72,8 +72,16 @@ static void child_fds(struct child_ctx *c)
 	/* Marking the rest close-on-exec costs a few bit operations; the
 	 * kernel then closes them during execve, after droverd has resumed,
 	 * instead of while it waits (droverd may hold thousands). */
-	if (close_range((unsigned)r->nfds, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+	if (close_range((unsigned)r->nfds, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
+		for (int i = 0; i < r->nkeep; i++)
+			if (fcntl(r->keep[i], F_SETFD, 0) < 0)
+				child_fail(c, "keep");
 		return;
+	}
+	if (r->nkeep) {
+		errno = ENOSYS;	/* keeping needs CLOSE_RANGE_CLOEXEC (5.11) */
+		child_fail(c, "keep");
+	}
 	if (close_range((unsigned)r->nfds, ~0U, 0) < 0) {
 		struct rlimit rl;
 

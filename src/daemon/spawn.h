@@ -33,6 +33,8 @@ struct spawn_req {
 	const char *dir;	/* NULL: droverd's own working directory */
 	mode_t umask;
 	const struct rlimit *limit[LIM_COUNT];	/* NULL: inherit */
+	const int *keep;	/* also passed on, at their own numbers (>= nfds) */
+	int nkeep;
 };
 
 struct spawn_result {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "handover.h"
 #include "listen.h"
 #include "log.h"
 #include "output.h"
@@ -85,7 +86,7 @@ static int64_t when(const struct timer *t)
 	return timer_armed(t) ? t->when : -1;
 }
 
-static void save_service(struct buf *b, struct service *s)
+static void save_service(struct buf *b, struct service *s, bool with_procs)
 {
 	struct pool_saved ps;
 
@@ -109,6 +110,7 @@ static void save_service(struct buf *b, struct service *s)
 	put_int(b, "ready_at", when(&s->t_ready));
 	put_int(b, "watchdog_at", when(&s->t_watchdog));
 	put_int(b, "sched", timer_armed(&s->t_sched));
+	put_int(b, "held", !with_procs && handover_must_hold(s));
 	put_str(b, "status", s->status_text);
 	put_str(b, "reason", s->reason);
 	buf_addc(b, '\n');
@@ -162,7 +164,7 @@ static void save_proc(struct buf *b, struct proc *p)
 	keep_fd(output_fd(p));
 }
 
-int state_save(const struct state_globals *g, char *err, size_t len)
+int state_save(const struct state_globals *g, bool with_procs, char *err, size_t len)
 {
 	struct buf b = { .max = STATE_MAX };
 	int fd;
@@ -178,8 +180,8 @@ int state_save(const struct state_globals *g, char *err, size_t len)
 	keep_fd(g->notify_fd);
 	keep_fd(g->client_fd);
 	for (struct service *s = services; s; s = s->next)
-		save_service(&b, s);
-	for (struct service *s = services; s; s = s->next)
+		save_service(&b, s, with_procs);
+	for (struct service *s = services; with_procs && s; s = s->next)
 		for (struct proc *p = s->procs; p; p = p->next)
 			save_proc(&b, p);
 	if (!buf_adds(&b, "end\n")) {
@@ -389,7 +391,7 @@ int state_read_globals(int fd, struct state_globals *g, char *err, size_t len)
 struct saved_service {
 	long long gen, state, want, restarts, failures, since, next_attempt, last_status, demand,
 		listen_failed, fail_pending, next_every, last_every, next_at, restart_at, ready_at,
-		watchdog_at, sched;
+		watchdog_at, sched, held;
 	char status[1024], reason[200];
 };
 
@@ -405,7 +407,7 @@ static const char *apply_service(const struct record *r, struct service *s, bool
 		{ "next_every", &v.next_every, NULL, 0 }, { "last_every", &v.last_every, NULL, 0 },
 		{ "next_at", &v.next_at, NULL, 0 }, { "restart_at", &v.restart_at, NULL, 0 },
 		{ "ready_at", &v.ready_at, NULL, 0 }, { "watchdog_at", &v.watchdog_at, NULL, 0 },
-		{ "sched", &v.sched, NULL, 0 },
+		{ "sched", &v.sched, NULL, 0 }, { "held", &v.held, NULL, 0 },
 		{ "status", NULL, v.status, sizeof(v.status) }, { "reason", NULL, v.reason, sizeof(v.reason) },
 	};
 	const char *why = take_fields(r, f, (int)(sizeof(f) / sizeof(f[0])));
@@ -428,6 +430,7 @@ static const char *apply_service(const struct record *r, struct service *s, bool
 	s->next_every = v.next_every;
 	s->last_every = v.last_every;
 	s->next_at = (time_t)v.next_at;
+	s->held = v.held;
 	s->status_text = v.status[0] ? strdup(v.status) : NULL;
 	snprintf(s->reason, sizeof(s->reason), "%s", v.reason);
 	svc_restore_timers(s, v.restart_at, v.ready_at, v.watchdog_at, v.sched);

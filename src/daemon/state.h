@@ -36,8 +36,9 @@ struct state_globals {
 
 /* Writes the state into a new memfd (not close-on-exec). Every descriptor it
  * names has its close-on-exec flag cleared; state_abandon() sets it again
- * if the exec does not happen. Returns the memfd, or -1 with err. */
-int state_save(const struct state_globals *g, char *err, size_t len);
+ * if the exec does not happen. Returns the memfd, or -1 with err.
+ * Without processes (handover), services still run here are marked held. */
+int state_save(const struct state_globals *g, bool with_procs, char *err, size_t len);
 void state_abandon(void);
 
 /* Reads the state from fd: the globals first (before droverd sets up), then

@@ -24,6 +24,7 @@
 
 #include "control.h"
 #include "droverd.h"
+#include "handover.h"
 #include "log.h"
 #include "notify.h"
 #include "output.h"
@@ -134,9 +135,20 @@ static const char *same_configuration(char *why, size_t len)
 	return bad;
 }
 
+char **upgrade_argv(void)
+{
+	saved_argv[0] = exe_path;	/* what is executed is the path, now */
+	return saved_argv;
+}
+
+const char *upgrade_exe(void)
+{
+	return exe_path;
+}
+
 /* The environment for the new image: droverd's own, without what an
  * earlier upgrade left, plus the descriptors of this one. */
-static char **upgrade_env(const char *const *extra, int nextra)
+char **upgrade_environment(const char *const *extra, int nextra)
 {
 	int n = 0, k = 0;
 	char **env;
@@ -174,7 +186,7 @@ static void exec_new_image(void)
 		finish(1, "cannot keep a handle on the running binary: %s", strerror(errno));
 		return;
 	}
-	if ((state_fd = state_save(&g, err, sizeof(err))) < 0) {
+	if ((state_fd = state_save(&g, true, err, sizeof(err))) < 0) {
 		close(old_exe);
 		finish(1, "cannot save droverd's state: %s", err);
 		return;
@@ -184,7 +196,7 @@ static void exec_new_image(void)
 	snprintf(var_exe, sizeof(var_exe), "DROVER_OLD_EXE_FD=%d", old_exe);
 	log_info("upgrade: executing %s", exe_path);
 	sdnotify_send("RELOADING=1\nSTATUS=upgrading droverd");
-	if ((env = upgrade_env(extra, 2)))
+	if ((env = upgrade_environment(extra, 2)))
 		execve(exe_path, saved_argv, env);
 	/* Still here: nothing changed. */
 	snprintf(err, sizeof(err), "%s", strerror(env ? errno : ENOMEM));
@@ -212,7 +224,15 @@ static void check_done(int status)
 	job.pid = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		buf_free(&job.out);
-		exec_new_image();
+		if (job.handover) {
+			struct conn *c = job.client;
+
+			job.client = NULL;
+			job.active = false;
+			handover_begin(c);
+		} else {
+			exec_new_image();
+		}
 		return;
 	}
 	svc_describe_status(status, what, sizeof(what));
@@ -276,7 +296,7 @@ static bool start_check(char *err, size_t len)
 	int fds[4];
 
 	/* The copy names descriptors, but the check only parses it. */
-	if ((state_fd = state_save(&g, err, len)) < 0)
+	if ((state_fd = state_save(&g, !job.handover, err, len)) < 0)
 		return false;
 	state_abandon();
 	fcntl(state_fd, F_SETFD, FD_CLOEXEC);
@@ -292,7 +312,7 @@ static bool start_check(char *err, size_t len)
 	fds[3] = state_fd;
 	r.fds = fds;
 	r.nfds = 4;
-	r.envp = env = upgrade_env(extra, 1);
+	r.envp = env = upgrade_environment(extra, 1);
 	if (!env || spawn_process(&r, &res) < 0) {
 		if (env)
 			spawn_describe_error(&r, &res, err, len);
@@ -323,7 +343,7 @@ void upgrade_request(struct conn *c, bool handover)
 {
 	char why[600];
 
-	if (job.active) {
+	if (job.active || handover_active()) {
 		if (c)
 			conn_reply(c, 1, "an upgrade is already in progress");
 		else
@@ -338,10 +358,6 @@ void upgrade_request(struct conn *c, bool handover)
 	job.client = c;
 	job.active = true;
 	job.handover = handover;
-	if (handover) {
-		finish(1, "upgrade --handover is not available in this build yet");
-		return;
-	}
 	if (!exe_path[0]) {
 		finish(1, "cannot tell which binary droverd runs (/proc/self/exe)");
 		return;
@@ -373,7 +389,7 @@ static _Noreturn void fall_back(int state_fd, int old_exe, const char *reason)
 		reason);
 	snprintf(var_state, sizeof(var_state), "DROVER_STATE_FD=%d", state_fd);
 	snprintf(var_err, sizeof(var_err), "DROVER_UPGRADE_ERROR=%s", reason);
-	if ((env = upgrade_env(extra, 2)))
+	if ((env = upgrade_environment(extra, 2)))
 		execveat(old_exe, "", saved_argv, env, AT_EMPTY_PATH);
 	fprintf(stderr, "droverd: cannot run the old image again: %s\n", strerror(errno));
 	exit(1);

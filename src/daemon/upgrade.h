@@ -30,5 +30,11 @@ void upgrade_forget_client(struct conn *c);
 bool upgrade_takeover(const char *control_override);
 /* After the takeover: answer the client that asked (if any). */
 void upgrade_report(void);
+/* How droverd was started, for the new image (argv[0] is the binary's
+ * path); droverd's environment without upgrade variables, plus extra
+ * (malloc'd array; free it, not its strings). */
+char **upgrade_argv(void);
+const char *upgrade_exe(void);
+char **upgrade_environment(const char *const *extra, int nextra);
 
 #endif
