@@ -55,13 +55,8 @@ static void conn_free(struct conn *c)
 			break;
 		}
 	nconns--;
-	if (c->following) {
-		struct service *s = svc_find(c->following);
-
-		if (s)
-			svclog_unfollow(s, &c->follow);
-		free(c->following);
-	}
+	if (c->following)
+		svclog_unfollow(c->following, &c->follow);
 	for (int i = 0; i < c->nwait; i++)
 		free(c->wait_names[i]);
 	free(c->wait_names);
@@ -122,6 +117,8 @@ void conn_reply(struct conn *c, int status, const char *fmt, ...)
 	char msg[4096];
 	va_list ap;
 
+	if (c->closing)
+		return;		/* answered already */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -141,29 +138,36 @@ static void conn_timeout(struct timer *t)
 		fn(c, true);
 		return;
 	}
-	conn_reply(c, 1, "no complete request within %d seconds", IDLE_MS / 1000);
+	if (!c->closing)
+		conn_reply(c, 1, "no complete request within %d seconds", IDLE_MS / 1000);
 }
 
 void conn_wait(struct conn *c, conn_wait_fn *fn, char **names, int n, int kind, int64_t timeout)
 {
-	c->waiting = fn;
 	c->wait_names = names;
 	c->nwait = n;
 	c->wait_kind = kind;
 	if (timeout > 0)
 		timer_after(&c->t_timeout, timeout, conn_timeout);
-	if (fn(c, false))
-		c->waiting = NULL;
+	/* fn may answer, and the answer may free c: set c->waiting only if
+	 * it did not. */
+	if (!fn(c, false))
+		c->waiting = fn;
 }
 
 void control_poll_waiters(void)
 {
 	for (struct conn *c = conns, *next; c; c = next) {
+		conn_wait_fn *fn = c->waiting;
+
 		next = c->next;
-		if (c->waiting && c->waiting(c, false)) {
-			c->waiting = NULL;
-			timer_cancel(&c->t_timeout);
-		}
+		if (!fn)
+			continue;
+		/* fn may answer, and the answer may free c: clear first, put
+		 * back only if it did not answer. */
+		c->waiting = NULL;
+		if (!fn(c, false))
+			c->waiting = fn;
 	}
 }
 
@@ -196,12 +200,20 @@ static void follow_line(struct follower *f, struct service *s, const struct log_
 	conn_end(c, &w);
 }
 
+/* The followed service was removed and is gone: say so and close. */
+static void follow_gone(struct follower *f, struct service *s)
+{
+	struct conn *c = (struct conn *)((char *)f - offsetof(struct conn, follow));
+
+	c->following = NULL;
+	conn_reply(c, 0, "%s was removed", s->conf->name);
+}
+
 void conn_follow(struct conn *c, struct service *s)
 {
-	c->following = strdup(s->conf->name);
-	if (!c->following)
-		return;
+	c->following = s;
 	c->follow.fn = follow_line;
+	c->follow.gone = follow_gone;
 	svclog_follow(s, &c->follow);
 }
 

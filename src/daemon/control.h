@@ -36,7 +36,7 @@ struct conn {
 	int wait_kind;
 	struct timer t_timeout;		/* idle request, or the command's own limit */
 	struct follower follow;		/* logs -f */
-	char *following;		/* its service's name */
+	struct service *following;	/* logs -f: the service followed */
 	unsigned long follow_dropped;
 };
 

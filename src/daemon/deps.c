@@ -108,8 +108,10 @@ static void push(struct service *s, const char *reason, unsigned stamp)
 		return;
 	s->push_stamp = stamp;
 	s->want = false;
-	if (reason)
+	if (reason) {
 		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+		snprintf(s->stop_cause, sizeof(s->stop_cause), "%s", reason);
+	}
 	snprintf(why, sizeof(why), "stopped because %s stopped", s->conf->name);
 	svc_index();
 	for (int i = 0; i < s->ndependents; i++) {

@@ -174,6 +174,23 @@ void listen_close(struct service *s)
 	s->nlis = 0;
 }
 
+/* Moves the open sockets of from[] whose key s still wants into s. */
+static void take_matching(struct service *s, struct listener *from, int nfrom)
+{
+	for (int i = 0; s->lis && i < s->nlis; i++)
+		for (int j = 0; j < nfrom; j++) {
+			if (s->lis[i].fd >= 0 || from[j].fd < 0 ||
+			    strcmp(from[j].conf->key, s->lis[i].conf->key) != 0)
+				continue;
+			loop_del(&from[j].w);
+			s->lis[i].fd = from[j].fd;
+			s->lis[i].dev = from[j].dev;
+			s->lis[i].ino = from[j].ino;
+			from[j].fd = -1;
+			break;
+		}
+}
+
 void listen_rebuild(struct service *s)
 {
 	struct listener *old = s->lis;
@@ -185,20 +202,16 @@ void listen_rebuild(struct service *s)
 		log_error("%s: out of memory rebuilding its listeners; they are closed", s->conf->name);
 		s->lis = NULL;
 	}
-	for (int i = 0; s->lis && i < s->nlis; i++)
-		for (int j = 0; j < nold; j++) {
-			if (old[j].fd < 0 || strcmp(old[j].conf->key, s->lis[i].conf->key) != 0)
-				continue;
-			loop_del(&old[j].w);
-			s->lis[i].fd = old[j].fd;
-			s->lis[i].dev = old[j].dev;
-			s->lis[i].ino = old[j].ino;
-			old[j].fd = -1;
-			break;
-		}
+	take_matching(s, old, nold);
 	for (int j = 0; j < nold; j++)
 		close_one(&old[j]);
 	free(old);
+}
+
+void listen_take(struct service *s, struct service *from)
+{
+	if (from->lis && ensure_array(s))
+		take_matching(s, from->lis, from->nlis);
 }
 
 void listen_set_nonblocking(struct service *s, bool on)

@@ -23,6 +23,9 @@ void listen_keep_files(bool keep);
  * whose address and options are unchanged stays the same open socket,
  * the others are closed. */
 void listen_rebuild(struct service *s);
+/* A service added again while its removed namesake drains takes over the
+ * sockets it still wants. */
+void listen_take(struct service *s, struct service *from);
 /* Accept mode: droverd alone accepts, so its listeners are non-blocking.
  * Any other mode passes them on, and programs expect them blocking. */
 void listen_set_nonblocking(struct service *s, bool on);

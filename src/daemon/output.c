@@ -20,6 +20,7 @@ struct output {
 	pid_t pid;
 	size_t plen;
 	char *partial;		/* allocated the first time a line is split */
+	bool cut;		/* the last line was emitted at full length */
 };
 
 int output_pipe(int fds[2])
@@ -41,6 +42,13 @@ static void emit_line(struct output *o, const char *line, size_t len)
  * services never need one: 1000 quiet services cost no line buffers). */
 static void take(struct output *o, const char *data, size_t n)
 {
+	/* A line cut at OUTPUT_LINE_MAX whose newline comes in this chunk
+	 * ended there: the newline is not an empty line of its own. */
+	if (n && o->cut && *data == '\n') {
+		data++;
+		n--;
+	}
+	o->cut = false;
 	while (n) {
 		const char *nl = memchr(data, '\n', n);
 		size_t len = nl ? (size_t)(nl - data) : n, room;
@@ -67,6 +75,8 @@ static void take(struct output *o, const char *data, size_t n)
 			n--;
 		} else if (o->plen < OUTPUT_LINE_MAX) {
 			break;		/* line not finished yet */
+		} else {
+			o->cut = n == 0;	/* its newline may come next */
 		}
 		emit_line(o, o->partial, o->plen);
 		o->plen = 0;

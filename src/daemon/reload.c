@@ -8,6 +8,7 @@
 
 #include "deps.h"
 #include "droverd.h"
+#include "listen.h"
 #include "log.h"
 #include "service.h"
 
@@ -40,6 +41,9 @@ static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result 
 			log_error("%s: out of memory adding it", nc->name);
 			return;
 		}
+		for (struct service *old = services; old; old = old->next)
+			if (old != s && old->removed && strcmp(old->conf->name, nc->name) == 0)
+				listen_take(s, old);	/* still draining: keep its sockets */
 		if (nc->start != START_MANUAL)
 			deps_pull_up(s);
 		log_info("%s: added", nc->name);

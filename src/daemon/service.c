@@ -169,6 +169,7 @@ int svc_start(struct service *s, char *err, size_t len)
 		s->since = loop_now();
 	}
 	deps_pull_up(s);
+	s->stop_cause[0] = '\0';
 	/* Pulled-in requirements that failed get their retry too. */
 	for (struct service *d = services; d; d = d->next)
 		if (d->want && (d->state == ST_FAILED || d->state == ST_BACKOFF)) {

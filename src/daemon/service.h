@@ -83,6 +83,7 @@ struct service {
 	int last_status;	/* wait status of the last exit, -1 none */
 	char *status_text;	/* STATUS= from the service */
 	char reason[200];	/* why it failed / waits / stopped */
+	char stop_cause[200];	/* why it was asked to stop, shown once stopped */
 	struct proc *procs;
 	int nprocs;
 	struct timer t_restart;	/* backoff */

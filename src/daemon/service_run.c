@@ -59,11 +59,14 @@ void svc_set_state(struct service *s, enum svc_state st)
 
 void svc_set_reason(struct service *s, const char *fmt, ...)
 {
+	char text[sizeof(s->reason)];
 	va_list ap;
 
+	/* Through a copy: an argument may be s->reason itself. */
 	va_start(ap, fmt);
-	vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	memcpy(s->reason, text, sizeof(text));
 }
 
 #define SVC_OF(t, field) ((struct service *)((char *)(t) - offsetof(struct service, field)))
@@ -94,8 +97,11 @@ static void cancel_timers(struct service *s)
 
 /* Ends for good: not wanted any more, its dependents follow, and a critical
  * service takes droverd down with its exit status. */
-void svc_end(struct service *s, enum svc_state st, const char *why)
+void svc_end(struct service *s, enum svc_state st, const char *reason)
 {
+	char why[sizeof(s->reason)];
+
+	snprintf(why, sizeof(why), "%s", reason);	/* it may be s->reason itself */
 	cancel_timers(s);
 	svc_set_state(s, st);
 	svc_set_reason(s, "%s", why);
@@ -118,13 +124,14 @@ static void restart_due(struct timer *t)
 
 /* A start that failed, or a process that ended when it should not have:
  * back off and retry per `restart`, or stop for good. */
-void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime)
+void svc_failed(struct service *s, const char *reason, bool clean, int64_t uptime)
 {
 	const struct svc_conf *c = s->conf;
 	bool again = c->restart == RESTART_ALWAYS || (c->restart == RESTART_ON_FAILURE && !clean);
-	char delay[32];
+	char delay[32], why[sizeof(s->reason)];
 	int64_t d;
 
+	snprintf(why, sizeof(why), "%s", reason);	/* it may be s->reason itself */
 	if (uptime >= c->min_uptime)
 		s->failures = 0;
 	if (!again || !s->want) {
@@ -371,6 +378,16 @@ static void eval_up(struct service *s)
 	}
 }
 
+/* Down and without processes: the reason is again why it was stopped
+ * (it said what it waited for while stopping). */
+static void stopped(struct service *s)
+{
+	svc_set_state(s, ST_STOPPED);
+	if (s->stop_cause[0])
+		svc_set_reason(s, "%s", s->stop_cause);
+	pool_release(s);
+}
+
 static void eval_down(struct service *s)
 {
 	char why[200];
@@ -380,10 +397,8 @@ static void eval_down(struct service *s)
 	case ST_FAILED:
 		return;
 	case ST_STOPPING:
-		if (!s->procs) {
-			svc_set_state(s, ST_STOPPED);
-			pool_release(s);
-		}
+		if (!s->procs)
+			stopped(s);
 		return;
 	default:
 		break;
@@ -392,8 +407,10 @@ static void eval_down(struct service *s)
 	timer_cancel(&s->t_sched);
 	if (!has_live_leader(s)) {
 		timer_cancel(&s->t_ready);
-		pool_release(s);
-		svc_set_state(s, s->procs ? ST_STOPPING : ST_STOPPED);
+		if (s->procs)
+			svc_set_state(s, ST_STOPPING);
+		else
+			stopped(s);
 		return;
 	}
 	if (!deps_can_stop(s, why, sizeof(why))) {

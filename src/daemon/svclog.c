@@ -286,6 +286,12 @@ void svclog_free(struct service *s)
 {
 	if (!s->log)
 		return;
+	while (s->log->followers) {
+		struct follower *f = s->log->followers;
+
+		s->log->followers = f->next;
+		f->gone(f, s);
+	}
 	file_close(&s->log->file);
 	free(s->log->ring);
 	free(s->log);

@@ -28,6 +28,7 @@ struct log_entry {
 struct follower {
 	struct follower *next;
 	void (*fn)(struct follower *f, struct service *s, const struct log_entry *e);
+	void (*gone)(struct follower *f, struct service *s);	/* the service is freed */
 };
 
 void svclog_line(struct service *s, pid_t pid, const char *line, size_t len);

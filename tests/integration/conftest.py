@@ -135,16 +135,19 @@ class Droverd:
         os.chmod(self.conf, 0o644)
 
     # --- life ------------------------------------------------------------
-    def start(self, args=(), env=None, wait=True):
+    def start(self, args=(), env=None, wait=True, stdout=None):
+        """stdout: where droverd's stdout and stderr go instead of its log
+        file (a pipe a test reads, or never reads)."""
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
         if env:
             full_env.update(env)
         self.log_fh = open(self.logfile, "ab")
+        out = self.log_fh if stdout is None else stdout
         self.proc = subprocess.Popen(
             [str(DROVERD), "-c", str(self.conf), "-S", str(self.sock), *args],
-            stdin=subprocess.DEVNULL, stdout=self.log_fh, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=full_env, cwd=self.dir)
         _known_children.add(self.proc.pid)
         if wait:
@@ -249,7 +252,16 @@ def check_no_strays():
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    zombies = reap_strays()
+    # Wait until what was killed has exited and is reaped, so that it cannot
+    # show up as a stray of the next test.
+    deadline = time.monotonic() + 5
+    zombies = []
+    while True:
+        zombies += reap_strays()
+        if not any(process_exists(p) for p in alive) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    zombies += reap_strays()
     left = sorted(set(alive) | {z for z in zombies if z not in _known_children})
     assert not left, f"processes left behind by droverd: {left}"
 

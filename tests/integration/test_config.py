@@ -55,7 +55,10 @@ def check_refuses_to_start(conf, errors):
     sock = conf.parent / "refused.sock"
     mark = conf.parent / "marker-started"
     body = "".join(e + "\n" for e in errors)
-    r = run([DROVERD, "-c", conf, "-S", sock], timeout=15)
+    try:
+        r = run([DROVERD, "-c", conf, "-S", sock], timeout=15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("droverd started on a bad configuration (killed after 15 s)") from None
     assert (r.rc, r.out, r.err) == (1, "", body + f"droverd: {conf}: {summary(len(errors))}\n"), r
     assert not os.path.lexists(sock), "a control socket was left behind"
     assert not mark.exists(), "droverd started a service of a bad configuration"
@@ -81,7 +84,7 @@ def valid(conf, nsvcs, user=False):
 
 
 # --- one bad value, one error ----------------------------------------------
-# (config text, [(text that finds the line, message), ...])
+# name: (config text, [(line number or text found on that line, message), ...])
 
 SVC = "[service web]\ncommand = sleep 1000\n"
 DURATION = "is not a duration (use 250ms, 10s, 5m, 2h or a number of seconds)"
@@ -186,7 +189,7 @@ SINGLE = {
     "service-name-too-long": (f"[service {'a' * 65}]\ncommand = sleep 1000\n",
                               [("[service", f'bad service name "{"a" * 65}": {NAME_RULE}')]),
     "duplicate-service": (SVC + "[service web]\ncommand = sleep 2000\n",
-                          [("sleep 2000", "DUP")]),  # line is the header before it: see below
+                          [(3, 'service "web" is already defined at {conf}:1')]),
     "outside-any-section": ("x = 1\n" + SVC,
                             [("x = 1", '"x = 1" is outside any section: start with [drover] or [service NAME]')]),
     "not-an-assignment": (SVC + "just some words\n",
@@ -267,11 +270,8 @@ LISTEN = {
 def test_single_error(tmp_path, case):
     text, expected = SINGLE[case]
     conf = bad_main(tmp_path, text)
-    if case == "duplicate-service":
-        line = line_of(text, "sleep 2000") - 1
-        errors = [f'{conf}:{line}: service "web" is already defined at {conf}:1']
-    else:
-        errors = [f"{conf}:{line_of(text, needle)}: " + msg.format(conf=conf) for needle, msg in expected]
+    errors = [f"{conf}:{where if isinstance(where, int) else line_of(text, where)}: " + msg.format(conf=conf)
+              for where, msg in expected]
     rejected(conf, errors)
 
 
@@ -546,7 +546,7 @@ def test_unreadable_include_directory_as_unprivileged_user(pubdir):
     write(pubdir / "conf.d/a.conf", "[service a]\ncommand = sleep 1000\n")
     os.chmod(pubdir / "conf.d", 0o000)
     check_t(inc, [f'{inc}:2: bad include in [drover]: "conf.d/*.conf" cannot be expanded: '
-                  "a directory cannot be read"], user=True)
+                  f"cannot read directory {pubdir}/conf.d: Permission denied"], user=True)
 
 
 def test_nul_byte(tmp_path):
@@ -753,3 +753,18 @@ def test_reload_onto_bad_listen_next_to_a_good_one(droverd):
     assert (r.rc, r.out) == (1, ""), r
     assert d.running()
     assert_unchanged(d, before)
+
+
+def test_reload_with_config_file_gone_changes_nothing(droverd):
+    d, before = start_good(droverd)
+    os.unlink(d.conf)
+    r = d.drover("reload")
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == ("drover: the configuration has 1 error; still running the old one\n"
+                     f"cannot read {d.conf}: No such file or directory\n"), r
+    assert_unchanged(d, before)
+    d.write_config(GOOD)
+    r = d.drover("reload")
+    assert (r.rc, r.out, r.err) == (0, "reloaded: 0 added, 0 removed, 0 replaced, 0 updated, 2 unchanged\n",
+                                    ""), r
+    assert snapshot(d) == before

@@ -19,9 +19,9 @@ import struct
 import pytest
 
 from conftest import DROVER, DROVERD, REPO, children_of, process_exists, wait_for
-from helpers_control import (NOBODY, PK_PART, PK_REPLY, base_env, call, connect, decode_frames,
-                             exchange, frame, open_fds, p_str, pubdir, read_to_eof,  # noqa: F401
-                             request, run)
+from helpers_control import (PK_PART, PK_REPLY, base_env, call, connect, decode_frames, exchange, frame,
+                             open_fds, read_to_eof, request, run)
+from helpers_control import pubdir  # noqa: F401 (fixture)
 
 USERS = "users"
 USERS_GID = grp.getgrnam(USERS).gr_gid
@@ -376,6 +376,8 @@ MALFORMED = {
     "empty-command": (request(""), 'unknown command ""'),
     "unknown-command": (request("frobnicate"), 'unknown command "frobnicate"'),
     "long-unknown-command": (request("x" * 1000), f'unknown command "{"x" * 64}"'),
+    # body = version, kind, argc, length, string: exactly the 64 KiB droverd accepts
+    "largest-request": (request("y" * ((64 << 10) - 8)), f'unknown command "{"y" * 64}"'),
     "not-utf8": (request(b"\xff\xfe"), 'unknown command "\ufffd\ufffd"'),
     "logs-missing-args": (request("logs", "web"), "bad request: usage: logs NAME LINES FOLLOW"),
     "logs-bad-lines": (request("logs", "web", "abc", "no"), "bad request: usage: logs NAME LINES FOLLOW"),
@@ -477,9 +479,9 @@ def test_hundred_idle_connections(droverd):
 
 
 def test_slow_client_one_byte_at_a_time(droverd):
-    """Each byte arrives on its own (another client is served in between, so
-    droverd has read it): the request is assembled and answered, and the
-    slow client holds nobody up."""
+    """Each byte is sent on its own, and another client is served before the
+    next one (so droverd sees the request in pieces): the request is
+    assembled and answered, and the slow client holds nobody up."""
     d = droverd(SERVICES)
     before = up(d)
     data = request("status", "db")

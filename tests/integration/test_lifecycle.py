@@ -16,8 +16,9 @@ import time
 from conftest import DROVER, SLOW, process_exists, wait_for
 
 NOTIFY_PY = r'''
-import os, signal, socket, sys, time
+import os, signal, socket, sys
 
+# Sends READY=1 (and STATUS=argv[1], if given) when it gets SIGUSR1.
 def notify(msg):
     addr = os.environ["NOTIFY_SOCKET"]
     if addr.startswith("@"):
@@ -26,16 +27,15 @@ def notify(msg):
     s.sendto(msg.encode(), addr)
     s.close()
 
-# argv: GOFILE [STATUS-TEXT]; "-" as GOFILE means "at once".
-go = sys.argv[1]
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "notify.sock"), "w") as f:
+def ready(signum, frame):
+    notify("READY=1" + ("\nSTATUS=" + sys.argv[1] if len(sys.argv) > 1 else ""))
+
+signal.signal(signal.SIGUSR1, ready)
+# Written once the handler is in place: from then on SIGUSR1 is safe.
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "notify.sock.tmp"), "w") as f:
     f.write(os.environ.get("NOTIFY_SOCKET", ""))
-while go != "-" and not os.path.exists(go):
-    time.sleep(0.02)
-msg = "READY=1"
-if len(sys.argv) > 2:
-    msg += "\nSTATUS=" + sys.argv[2]
-notify(msg)
+os.rename(os.path.join(here, "notify.sock.tmp"), os.path.join(here, "notify.sock"))
 while True:
     signal.pause()
 '''
@@ -45,6 +45,18 @@ def write_notify_script(d):
     path = d.dir / "notify.py"
     path.write_text(NOTIFY_PY)
     return path
+
+
+def let_ready(d, name):
+    """Tell the notify.py service `name` to send READY=1."""
+    st = d.wait_state(name, "starting")
+    wait_for(lambda: (d.dir / "notify.sock").exists(), what=f"{name} to set up its handler")
+    os.kill(int(st["pids"][0]), signal.SIGUSR1)
+
+
+def control_connections(d):
+    with open("/proc/net/unix") as f:
+        return sum(1 for line in f if line.rstrip().endswith(" " + str(d.sock)))
 
 
 def events(d):
@@ -238,7 +250,7 @@ command = /bin/sh -c 'echo run >> @DIR@/events'
 def test_dependent_starts_only_after_requirement_is_ready(droverd):
     d = droverd("""
 [service db]
-command = /usr/bin/python3 @DIR@/notify.py @DIR@/go
+command = /usr/bin/python3 @DIR@/notify.py
 ready = notify
 
 [service app]
@@ -254,7 +266,7 @@ requires = db
                    what="app to wait for db")
     assert app["state"] == "starting"
     assert app["pids"] == []
-    touch(d, "go")
+    let_ready(d, "db")
     d.wait_state("app", "ready")
     assert d.state("db") == "ready"
     assert events(d) == ["app-start"]
@@ -311,7 +323,7 @@ requires = right
 def test_ready_notify(droverd):
     d = droverd("""
 [service svc]
-command = /usr/bin/python3 @DIR@/notify.py @DIR@/go "serving 3 clients"
+command = /usr/bin/python3 @DIR@/notify.py "serving 3 clients"
 ready = notify
 """, start=False)
     write_notify_script(d)
@@ -319,7 +331,7 @@ ready = notify
     st = d.wait_state("svc", "starting")
     assert st["reason"] == "waiting for READY=1"
     pid = st["pids"][0]
-    touch(d, "go")
+    let_ready(d, "svc")
     st = d.wait_state("svc", "ready")
     assert st["pids"] == [pid]
     assert st["status"] == "serving 3 clients"
@@ -330,7 +342,7 @@ ready = notify
 def test_ready_from_a_process_droverd_did_not_start_is_ignored(droverd):
     d = droverd("""
 [service svc]
-command = /usr/bin/python3 @DIR@/notify.py @DIR@/go
+command = /usr/bin/python3 @DIR@/notify.py
 ready = notify
 """, start=False)
     write_notify_script(d)
@@ -346,7 +358,7 @@ ready = notify
     st = d.status("svc")
     assert st["state"] == "starting"
     assert st["reason"] == "waiting for READY=1"
-    touch(d, "go")
+    let_ready(d, "svc")
     d.wait_state("svc", "ready")
 
 
@@ -533,7 +545,10 @@ start = manual
     assert d.state("app") == "ready"
     assert d.state("db") == "ready"
     assert d.status("other")["state"] == "stopped"
-    assert events(d) == ["db-start", "app-start"]
+    # ready = none: db is ready once started, so only the starts are ordered.
+    assert sorted(events(d)) == ["app-start", "db-start"]
+    log = d.log()
+    assert log.index("droverd: db: started, pid") < log.index("droverd: app: started, pid")
 
 
 def test_start_reports_a_requirement_that_fails(droverd):
@@ -584,8 +599,8 @@ command = sleep 1000
     db, app = d.status("db"), d.status("app")
     assert (db["state"], db["want"], db["pids"]) == ("stopped", "down", [])
     assert (app["state"], app["want"], app["pids"]) == ("stopped", "down", [])
-    assert db["reason"] == "stopped by request"
     assert app["reason"] == "stopped because db stopped"
+    assert db["reason"] == "stopped by request"
     assert events(d) == ["app-term", "app-exit", "db-term"]
     assert d.state("bystander") == "ready"
 
@@ -622,6 +637,50 @@ after = mid
     log = d.log()
     assert "droverd: shutting down: stopping every service\n" in log
     assert "droverd: every process has stopped; exiting with status 0\n" in log
+
+
+def test_requirement_restarting_after_a_crash_leaves_dependents_running(droverd):
+    d = droverd("""
+[service db]
+command = sleep 1000
+restart_delay = 100ms
+
+[service app]
+command = sleep 1000
+requires = db
+""")
+    db = d.wait_state("db", "ready")
+    app = d.wait_state("app", "ready")
+    r = d.drover("signal", "db", "KILL")
+    assert r.rc == 0, r
+    d.wait_log(r"droverd: warning: db: killed by signal 9 \(KILL\); restarting in 100ms\n")
+    db2 = wait_for(lambda: (s := d.status("db"))["state"] == "ready" and s["pids"] != db["pids"] and s,
+                   what="db to be restarted")
+    assert db2["restarts"] == 1
+    assert d.status("app")["pids"] == app["pids"]
+    assert d.status("app")["state"] == "ready"
+
+
+def test_requirement_ending_for_good_stops_dependents(droverd):
+    d = droverd("""
+[service db]
+command = sleep 1000
+restart = no
+
+[service app]
+command = sleep 1000
+requires = db
+""")
+    d.wait_state("db", "ready")
+    app = d.wait_state("app", "ready")
+    r = d.drover("signal", "db", "KILL")
+    assert r.rc == 0, r
+    db = d.wait_state("db", "failed")
+    assert db["reason"] == "killed by signal 9 (KILL)"
+    st = d.wait_state("app", "stopped")
+    assert st["want"] == "down"
+    assert st["reason"] == "stopped because db stopped"
+    assert not process_exists(int(app["pids"][0]))
 
 
 def test_restart_of_a_dependent_leaves_its_requirement_alone(droverd):
@@ -723,7 +782,7 @@ restart = no
 def test_wait_returns_when_ready(droverd):
     d = droverd("""
 [service svc]
-command = /usr/bin/python3 @DIR@/notify.py @DIR@/go
+command = /usr/bin/python3 @DIR@/notify.py
 ready = notify
 """, start=False)
     write_notify_script(d)
@@ -735,7 +794,11 @@ ready = notify
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
-        touch(d, "go")
+        # droverd has accepted the waiter's connection: the listener and
+        # the accepted socket both show the control socket's path.
+        wait_for(lambda: control_connections(d) >= 2, what="the waiter to connect")
+        assert waiter.poll() is None
+        let_ready(d, "svc")
         out, err = waiter.communicate(timeout=20 * SLOW)
     finally:
         if waiter.poll() is None:

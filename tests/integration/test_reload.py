@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, free_port, wait_for
+from conftest import free_port, wait_for
 
 
 def environ(pid):
@@ -174,7 +174,7 @@ command = sleep 1000
 
 
 def test_drain_of_removed_service_does_not_block_droverd(droverd):
-    timeout_s = int(3 * SLOW)
+    timeout_s = 3
     d = droverd(f"""
 [service keep]
 command = sleep 1000
@@ -212,6 +212,33 @@ command = sleep 1000
     d.wait_log(r"(?m)^droverd: stubborn: removed$")
     assert not process_alive(stubborn)
     assert d.pids("keep") == [keep]
+
+
+def test_service_readded_while_its_old_process_drains_ends_up_running(droverd):
+    port = free_port()
+    conf = f"""
+[service s]
+command = /bin/sh -c 'trap "" TERM; echo armed; exec sleep 1000'
+stop_timeout = 1s
+restart_delay = 100ms
+restart_delay_max = 500ms
+listen = tcp:127.0.0.1:{port}
+"""
+    d = droverd(conf)
+    old = the_pid(d, "s")
+    d.wait_log(rf"(?m)^s\[{old}\]: armed$")
+    d.write_config("")
+    assert reload_ok(d).endswith("  removed   s\n")
+    # Back before the old process is gone (an administrator undoing a mistake).
+    d.write_config(conf)
+    assert reload_ok(d).endswith("  added     s\n")
+    assert process_alive(old)
+    d.wait_log(rf"(?m)^droverd: s: pid {old} killed by signal 9 \(KILL\)$")
+    # Once the old one is gone, the service runs again, on its port.
+    st = d.wait_state("s", "ready")
+    assert st["pids"] and st["pids"] != [old], st
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
 
 
 # --- replaced -------------------------------------------------------------
@@ -329,7 +356,7 @@ def check_restart_delay(d, pid):
 
 
 def check_stop_timeout(d, pid):
-    r = d.drover("stop", "a")
+    r = d.drover("stop", "--no-wait", "a")
     assert r.rc == 0, r
     d.wait_log(rf"(?m)^droverd: warning: a: pid {pid} did not stop within 1000ms: "
                r"killing its process group$")
@@ -339,14 +366,23 @@ def check_requires(d, pid):
     r = d.drover("deps")
     assert r.rc == 0, r
     assert "a (ready)  requires: base\n" in r.out, r
-    assert d.drover("stop", "base").rc == 0
+    assert d.drover("stop", "--no-wait", "base").rc == 0
     d.wait_state("a", "stopped")
 
 
+def check_restart_policy(d, pid):
+    os.kill(pid, signal.SIGKILL)
+    st = d.wait_state("a", "failed")
+    assert st["reason"] == "killed by signal 9 (KILL)" and st["pids"] == [], st
+    d.wait_log(r"(?m)^droverd: warning: a: killed by signal 9 \(KILL\); not restarting "
+               r"\(restart = no\)$")
+
+
 LIVE_CASES = {
+    "restart": ("restart = always\n", "restart = no\n", check_restart_policy),
     "restart_delay": ("restart_delay = 100ms\n", "restart_delay = 7s\n", check_restart_delay),
     "stop_timeout": ("stop_timeout = 30s\n", "stop_timeout = 1s\n", check_stop_timeout),
-    "requires": ("", "requires = base\n", check_requires),
+    "requires": ("stop_timeout = 1s\n", "stop_timeout = 1s\nrequires = base\n", check_requires),
 }
 
 
@@ -599,6 +635,47 @@ command = sleep 1000
     assert r.err.startswith("drover: the configuration has 1 error; still running the old one\n"), r
     assert str(d.conf) in r.err
     assert d.pids("a") == [a]
+
+
+# --- [drover] settings ------------------------------------------------------
+
+def test_reload_moves_droverds_own_log(droverd, tmp_path):
+    d = droverd("""
+[service a]
+command = sleep 1000
+""")
+    a = the_pid(d, "a")
+    d.write_config("""
+[drover]
+log = file:@DIR@/own.log
+
+[service a]
+command = sleep 1000
+""")
+    assert reload_ok(d) == "reloaded: 0 added, 0 removed, 0 replaced, 0 updated, 1 unchanged\n"
+    own = tmp_path / "own.log"
+    wait_for(lambda: own.exists() and "reloaded: 0 added" in own.read_text(), what="own.log")
+    assert "reloaded:" not in d.log()
+    assert d.pids("a") == [a]
+
+
+def test_reload_says_a_new_control_socket_needs_a_restart(droverd, tmp_path):
+    d = droverd("""
+[service a]
+command = sleep 1000
+""")
+    d.write_config("""
+[drover]
+control = @DIR@/other.sock
+
+[service a]
+command = sleep 1000
+""")
+    assert reload_ok(d).startswith("reloaded: ")
+    d.wait_log(r"(?m)^droverd: warning: control: a new control socket path takes effect "
+               r"when droverd restarts$")
+    assert not (tmp_path / "other.sock").exists()
+    assert d.drover("status").rc == 0
 
 
 # --- SIGHUP -----------------------------------------------------------------
