@@ -148,6 +148,10 @@ static void cmd_status(struct conn *c, int argc, char **argv)
  * says why it failed, following requirements that hold it up. */
 static int start_outcome(const struct service *s, bool patient, char *why, size_t len, int depth)
 {
+	if (pool_rolling(s)) {
+		snprintf(why, len, "%s is %s", s->conf->name, s->reason);
+		return 0;
+	}
 	if (deps_is_up(s))
 		return 1;
 	if (s->state == ST_FAILED || (s->state == ST_BACKOFF && !patient) ||

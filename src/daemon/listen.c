@@ -172,16 +172,38 @@ void listen_close(struct service *s)
 	free(s->lis);
 	s->lis = NULL;
 	s->nlis = 0;
+	for (int i = 0; i < s->nretired; i++)
+		close_one(&s->retired[i]);
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = 0;
 }
 
-/* Moves the open sockets of from[] whose key s still wants into s. */
+static bool same_address(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return a->family == b->family && a->socktype == b->socktype && a->addrlen == b->addrlen &&
+	       memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* Differ at most in backlog, which listen() can change on the open socket. */
+static bool interchangeable(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return same_address(a, b) && a->dualstack == b->dualstack && a->reuseport == b->reuseport &&
+	       a->freebind == b->freebind && a->has_mode == b->has_mode && a->mode == b->mode &&
+	       a->has_owner == b->has_owner && a->owner == b->owner && a->has_group == b->has_group &&
+	       a->group == b->group;
+}
+
+/* Moves the open sockets of from[] that s still wants into s: the same key,
+ * or the same address and options but the backlog (then re-listened). */
 static void take_matching(struct service *s, struct listener *from, int nfrom)
 {
 	for (int i = 0; s->lis && i < s->nlis; i++)
 		for (int j = 0; j < nfrom; j++) {
-			if (s->lis[i].fd >= 0 || from[j].fd < 0 ||
-			    strcmp(from[j].conf->key, s->lis[i].conf->key) != 0)
+			if (s->lis[i].fd >= 0 || from[j].fd < 0 || !interchangeable(from[j].conf, s->lis[i].conf))
 				continue;
+			if (strcmp(from[j].conf->key, s->lis[i].conf->key) != 0 && s->lis[i].conf->socktype == SOCK_STREAM)
+				listen(from[j].fd, s->lis[i].conf->backlog ? s->lis[i].conf->backlog : 4096);
 			loop_del(&from[j].w);
 			s->lis[i].fd = from[j].fd;
 			s->lis[i].dev = from[j].dev;
@@ -189,6 +211,57 @@ static void take_matching(struct service *s, struct listener *from, int nfrom)
 			from[j].fd = -1;
 			break;
 		}
+}
+
+static bool has_processes(const struct service *s)
+{
+	for (const struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited)
+			return true;
+	return false;
+}
+
+/* Sockets a reload removed stay open while processes that got them may
+ * still use them (a unix socket's file would vanish under them). */
+static void retire(struct service *s, struct listener *old, int nold)
+{
+	struct listener *v;
+	int keep = 0;
+
+	/* One whose address the new definition binds must go now, or the new
+	 * one could not bind (options other than backlog changed). */
+	for (int j = 0; j < nold; j++)
+		for (int i = 0; old[j].fd >= 0 && i < s->nlis; i++)
+			if (same_address(old[j].conf, s->lis[i].conf))
+				close_one(&old[j]);
+	for (int j = 0; j < nold; j++)
+		keep += old[j].fd >= 0;
+	if (!keep || !has_processes(s) ||
+	    !(v = realloc(s->retired, sizeof(*v) * (size_t)(s->nretired + keep)))) {
+		for (int j = 0; j < nold; j++)
+			close_one(&old[j]);
+		free(old);
+		return;
+	}
+	s->retired = v;
+	for (int j = 0; j < nold; j++)
+		if (old[j].fd >= 0) {
+			loop_del(&old[j].w);
+			v[s->nretired++] = old[j];
+		}
+	free(old);
+}
+
+void listen_close_retired(struct service *s)
+{
+	for (const struct proc *p = s->procs; p; p = p->next)
+		if (p->gen != s->generation)
+			return;		/* an older generation still runs */
+	for (int i = 0; i < s->nretired; i++)
+		close_one(&s->retired[i]);
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = 0;
 }
 
 void listen_rebuild(struct service *s)
@@ -203,9 +276,7 @@ void listen_rebuild(struct service *s)
 		s->lis = NULL;
 	}
 	take_matching(s, old, nold);
-	for (int j = 0; j < nold; j++)
-		close_one(&old[j]);
-	free(old);
+	retire(s, old, nold);
 }
 
 void listen_take(struct service *s, struct service *from)

@@ -23,6 +23,8 @@ void listen_keep_files(bool keep);
  * whose address and options are unchanged stays the same open socket,
  * the others are closed. */
 void listen_rebuild(struct service *s);
+/* Close retired sockets once no older generation's process is left. */
+void listen_close_retired(struct service *s);
 /* A service added again while its removed namesake drains takes over the
  * sockets it still wants. */
 void listen_take(struct service *s, struct service *from);

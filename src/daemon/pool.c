@@ -66,6 +66,8 @@ struct pool {
 	unsigned char *slots;		/* prefork: DROVER_WORKER numbers in use */
 	struct source *sources;		/* accept, with per_source */
 	int64_t last_spawn_error;
+	unsigned serving_gen;		/* the last generation that was fully ready */
+	bool rolling;			/* a newer generation is starting */
 };
 
 #define POOL_OF(t, field) ((struct pool *)((char *)(t) - offsetof(struct pool, field)))
@@ -275,6 +277,26 @@ static void retire_timeout(struct timer *t)
 	pool_adjust(s);
 }
 
+/* Rolling: once the new generation has `procs` workers ready (or, for
+ * workers that do not report, once they are started), the workers of older
+ * generations are asked to finish. */
+static void roll_check(struct service *s)
+{
+	struct pool *pl = s->pool;
+	unsigned ready = pl->dynamic ? pl->idle + pl->busy : workers(pl);
+
+	if (!pl->rolling || ready < s->conf->procs)
+		return;
+	for (struct proc *p = s->procs; p; p = p->next)
+		if (!p->exited && p->gen != s->generation && !p->stopping)
+			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
+	pl->rolling = false;
+	pl->serving_gen = s->generation;
+	log_info("%s: generation %u is ready; the previous one finishes its work", s->conf->name,
+		 s->generation);
+	svc_touch(s);
+}
+
 /* The pool's state as a service: ready while it has workers, backoff while
  * throttled with none. */
 static void pool_state(struct service *s)
@@ -288,9 +310,9 @@ static void pool_state(struct service *s)
 		svc_set_state(s, ST_BACKOFF);
 	} else if (s->conf->ready == READY_NOTIFY && pl->idle + pl->busy == 0) {
 		svc_set_state(s, ST_STARTING);
-	} else if (workers(pl) > 0) {
+	} else if (workers(pl) > 0 || pl->rolling) {
 		svc_set_state(s, ST_READY);
-		if (!throttled(pl))
+		if (!throttled(pl) && !pl->rolling)
 			s->reason[0] = '\0';
 	}
 }
@@ -502,6 +524,7 @@ void pool_start(struct service *s)
 		return;
 	}
 	svc_set_state(s, ST_STARTING);
+	pl->serving_gen = s->generation;
 	pool_adjust(s);
 	pool_state(s);
 }
@@ -586,6 +609,7 @@ static void worker_exited(struct service *s, struct proc *p, int status)
 		s->restarts++;
 	}
 	pool_adjust(s);
+	roll_check(s);
 	pool_state(s);
 }
 
@@ -627,6 +651,7 @@ void pool_notify(struct service *s, struct proc *p, const char *key, const char 
 	}
 	pl->dynamic = p->speaks = true;
 	pool_adjust(s);
+	roll_check(s);
 	pool_state(s);
 }
 
@@ -640,11 +665,37 @@ void pool_apply_live(struct service *s)
 		pool_adjust(s);
 }
 
+/* s->generation was just raised. Workers of older generations keep
+ * serving until the new one is ready (roll_check); a generation that was
+ * still rolling in is superseded now, so at most two serve at once. */
 void pool_roll(struct service *s)
 {
-	/* Rolling to a new generation arrives with the zero-downtime work;
-	 * until then a changed pool is replaced by stopping it first. */
-	svc_begin_stop(s, "replaced by a new definition");
+	struct pool *pl = s->pool;
+
+	if (!pl || pl->stopping) {
+		svc_begin_stop(s, "replaced by a new definition");
+		return;
+	}
+	for (struct proc *p = s->procs; p; p = p->next) {
+		if (p->exited || p->gen == s->generation)
+			continue;
+		if (p->wstate != W_NONE)
+			worker_set(pl, p, W_NONE);	/* counted no more */
+		if (pl->rolling && p->gen != pl->serving_gen && !p->stopping)
+			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
+	}
+	pl->rolling = true;
+	pl->failures = 0;
+	pl->throttle_until = 0;
+	log_info("%s: starting generation %u beside the running one", s->conf->name, s->generation);
+	svc_set_reason(s, "rolling to generation %u", s->generation);
+	pool_adjust(s);
+	roll_check(s);
+}
+
+bool pool_rolling(const struct service *s)
+{
+	return s->pool && s->pool->rolling;
 }
 
 bool pool_save(const struct service *s, struct pool_saved *out)
@@ -655,6 +706,8 @@ bool pool_save(const struct service *s, struct pool_saved *out)
 	out->failures = s->pool->failures;
 	out->throttle_until = s->pool->throttle_until;
 	out->dynamic = s->pool->dynamic;
+	out->rolling = s->pool->rolling;
+	out->serving_gen = s->pool->serving_gen;
 	return true;
 }
 
@@ -668,6 +721,8 @@ bool pool_restore(struct service *s, const struct pool_saved *in)
 	pl->failures = in->failures;
 	pl->throttle_until = in->throttle_until;
 	pl->dynamic = in->dynamic;
+	pl->rolling = in->rolling;
+	pl->serving_gen = in->serving_gen;
 	return true;
 }
 

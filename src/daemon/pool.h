@@ -15,12 +15,16 @@ void pool_proc_exited(struct service *s, struct proc *p, int status);
 void pool_notify(struct service *s, struct proc *p, const char *key, const char *value);
 void pool_apply_live(struct service *s);
 void pool_roll(struct service *s);
+/* A newer generation is starting beside the serving one. */
+bool pool_rolling(const struct service *s);
 /* For the upgrade hand-over. */
 struct pool_saved {
 	uint64_t served;
 	unsigned failures;
 	int64_t throttle_until;
 	bool dynamic;
+	bool rolling;
+	unsigned serving_gen;
 };
 bool pool_save(const struct service *s, struct pool_saved *out);
 bool pool_restore(struct service *s, const struct pool_saved *in);

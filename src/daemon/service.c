@@ -13,6 +13,7 @@
 #include "deps.h"
 #include "listen.h"
 #include "log.h"
+#include "pool.h"
 #include "proc.h"
 #include "svclog.h"
 #include "value.h"
@@ -199,6 +200,11 @@ int svc_restart(struct service *s, char *err, size_t len)
 		return svc_start(s, err, len);
 	deps_pull_up(s);
 	s->restarts++;
+	if (s->conf->mode == MODE_PREFORK && s->pool) {
+		s->generation++;	/* generation by generation */
+		pool_roll(s);
+		return 0;
+	}
 	svc_begin_stop(s, "restarting");
 	svc_schedule();
 	return 0;

@@ -93,6 +93,8 @@ struct service {
 	struct svc_log *log;	/* ring and file for its output; NULL until needed */
 	struct listener *lis;	/* conf->nlisten entries, or NULL */
 	int nlis;
+	struct listener *retired;	/* removed by a reload, still used by older */
+	int nretired;			/* generations: closed when they are gone */
 	struct pool *pool;	/* prefork and accept: workers, counters, limits */
 	bool fail_pending;	/* a stop we began because it failed: back off after */
 	bool started_by_demand;	/* start = demand: a connection is pending */

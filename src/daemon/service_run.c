@@ -433,6 +433,8 @@ static bool evaluate(struct service *s)
 		svc_free(s);
 		return false;
 	}
+	if (s->nretired)
+		listen_close_retired(s);
 	if (s->want)
 		eval_up(s);
 	else

@@ -134,6 +134,8 @@ static void save_service(struct buf *b, struct service *s, bool with_procs)
 		put_int(b, "failures", ps.failures);
 		put_int(b, "throttle", ps.throttle_until);
 		put_int(b, "dynamic", ps.dynamic);
+		put_int(b, "rolling", ps.rolling);
+		put_int(b, "serving_gen", ps.serving_gen);
 		buf_addc(b, '\n');
 	}
 }
@@ -457,10 +459,11 @@ static const char *apply_listener(const struct record *r, struct service *s, boo
 
 static const char *apply_pool(const struct record *r, struct service *s, bool dry)
 {
-	long long served = 0, failures = 0, throttle = 0, dynamic = 0;
+	long long served = 0, failures = 0, throttle = 0, dynamic = 0, rolling = 0, serving_gen = 0;
 	struct field f[] = {
 		{ "served", &served, NULL, 0 }, { "failures", &failures, NULL, 0 },
 		{ "throttle", &throttle, NULL, 0 }, { "dynamic", &dynamic, NULL, 0 },
+		{ "rolling", &rolling, NULL, 0 }, { "serving_gen", &serving_gen, NULL, 0 },
 	};
 	const char *why = take_fields(r, f, (int)(sizeof(f) / sizeof(f[0])));
 	struct pool_saved ps;
@@ -471,6 +474,8 @@ static const char *apply_pool(const struct record *r, struct service *s, bool dr
 	ps.failures = (unsigned)failures;
 	ps.throttle_until = throttle;
 	ps.dynamic = dynamic;
+	ps.rolling = rolling;
+	ps.serving_gen = (unsigned)serving_gen;
 	return pool_restore(s, &ps) ? NULL : "out of memory restoring a pool";
 }
 
