@@ -17,6 +17,7 @@
 #include "control.h"
 #include "deps.h"
 #include "launch.h"
+#include "listen.h"
 #include "notify.h"
 #include "sig.h"
 #include "state.h"
@@ -245,6 +246,8 @@ static void start_services(bool fresh)
 	for (int i = 0; i < current->nsvcs; i++)
 		if (!svc_new(current->svcs[i], current))
 			fatal("out of memory");
+	if (fresh)
+		listen_adopt_passed();
 	/* Taking a state over, what is wanted comes with the state. */
 	for (struct service *s = services; fresh && s; s = s->next)
 		if (s->conf->start != START_MANUAL)	/* demand: armed, waiting */

@@ -12,7 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "droverd.h"
 #include "log.h"
+#include "sdnotify.h"
 
 static bool ensure_array(struct service *s)
 {
@@ -127,6 +129,27 @@ static int open_one(const struct listen_conf *l, struct listener *out, char *err
 	return fd;
 }
 
+/* fdstore = yes: systemd keeps a copy of every listener, named
+ * SERVICE.INDEX, and passes it back if droverd has to start again. */
+static void store(struct service *s, int i)
+{
+	struct conf *c = droverd_conf();
+
+	if (!c || !c->fdstore || !sdnotify_active() || s->lis[i].stored)
+		return;
+	if (sdnotify_send_fd(s->lis[i].fd, "FDSTORE=1\nFDNAME=%s.%d", s->conf->name, i) == 0)
+		s->lis[i].stored = true;
+	else
+		log_warn("%s: cannot store listener %s with systemd", s->conf->name, s->lis[i].conf->text);
+}
+
+static void unstore(struct listener *l)
+{
+	if (l->stored && l->svc)
+		sdnotify_send("FDSTOREREMOVE=1\nFDNAME=%s.%d", l->svc->conf->name, (int)(l - l->svc->lis));
+	l->stored = false;
+}
+
 int listen_open(struct service *s, char *err, size_t len)
 {
 	if (!ensure_array(s)) {
@@ -139,6 +162,7 @@ int listen_open(struct service *s, char *err, size_t len)
 		if ((s->lis[i].fd = open_one(s->lis[i].conf, &s->lis[i], err, len)) < 0)
 			return -1;
 		log_info("%s: listening on %s", s->conf->name, s->lis[i].conf->text);
+		store(s, i);
 	}
 	return 0;
 }
@@ -158,6 +182,8 @@ static void close_one(struct listener *l)
 	loop_del(&l->w);
 	if (l->fd < 0)
 		return;
+	if (!keep_files)
+		unstore(l);
 	close(l->fd);
 	l->fd = -1;
 	if (!keep_files && l->conf->family == AF_UNIX && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
@@ -337,4 +363,92 @@ void listen_describe(const struct service *s, char *out, size_t len)
 	out[0] = '\0';
 	for (int i = 0; i < s->conf->nlisten && n < len; i++)
 		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? " " : "", s->conf->listen[i].text);
+}
+
+/* --- listeners passed to droverd itself (systemd) ----------------------------- */
+
+static bool bound_to(int fd, const struct listen_conf *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int type = 0;
+	socklen_t tl = sizeof(type);
+
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+		return false;
+	return type == l->socktype && ss.ss_family == l->family && len == l->addrlen &&
+	       memcmp(&ss, &l->addr, len) == 0;
+}
+
+/* A stored name "SERVICE.INDEX", a listen line's FDNAME, or else any
+ * listen line bound to the same address: the first free one that fits. */
+static struct listener *match_passed(int fd, const char *name)
+{
+	for (struct service *s = services; s; s = s->next) {
+		if (!ensure_array(s))
+			continue;
+		for (int i = 0; i < s->nlis; i++) {
+			struct listener *l = &s->lis[i];
+			char stored[SVC_NAME_MAX + 16];
+
+			if (l->fd >= 0 || !bound_to(fd, l->conf))
+				continue;
+			snprintf(stored, sizeof(stored), "%s.%d", s->conf->name, i);
+			if (!*name || strcmp(name, stored) == 0 ||
+			    (l->conf->fdname && strcmp(name, l->conf->fdname) == 0))
+				return l;
+		}
+	}
+	return NULL;
+}
+
+static struct listener *match_by_address(int fd)
+{
+	for (struct service *s = services; s; s = s->next)
+		for (int i = 0; s->lis && i < s->nlis; i++)
+			if (s->lis[i].fd < 0 && bound_to(fd, s->lis[i].conf))
+				return &s->lis[i];
+	return NULL;
+}
+
+void listen_adopt_passed(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
+	int n = nfds ? atoi(nfds) : 0;
+	const char *p = names ? names : "";
+
+	if (!pid || atol(pid) != (long)getpid() || n <= 0 || n > 4096)
+		n = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = 3 + i;
+		char name[256] = "";
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		struct listener *l;
+		struct stat st;
+
+		if (len < sizeof(name))
+			memcpy(name, p, len), name[len] = '\0';
+		p = end ? end + 1 : p + len;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (!(l = match_passed(fd, name)) && !(l = match_by_address(fd))) {
+			log_warn("systemd passed descriptor %d (%s) that no listen line wants: closing it", fd,
+				 *name ? name : "unnamed");
+			close(fd);
+			continue;
+		}
+		l->fd = fd;
+		l->stored = strchr(name, '.') != NULL;	/* it came from the store */
+		if (l->conf->family == AF_UNIX && ((const struct sockaddr_un *)&l->conf->addr)->sun_path[0] &&
+		    lstat(((const struct sockaddr_un *)&l->conf->addr)->sun_path, &st) == 0) {
+			l->dev = st.st_dev;
+			l->ino = st.st_ino;
+		}
+		log_info("%s: listening on %s (passed by systemd)", l->svc->conf->name, l->conf->text);
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
 }

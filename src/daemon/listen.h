@@ -34,6 +34,9 @@ void listen_set_nonblocking(struct service *s, bool on);
 /* Upgrade hand-over: fd is listener `index` of s, bound for `key` (which
  * must be what the configuration says). NULL, or why not. */
 const char *listen_adopt_fd(struct service *s, int index, int fd, dev_t dev, ino_t ino, const char *key);
+/* At a fresh start: sockets systemd passed droverd (LISTEN_FDS) go to the
+ * listen lines they match (stored name, FDNAME, or address). */
+void listen_adopt_passed(void);
 int listen_count(const struct service *s);
 int listen_fd(const struct service *s, int i);
 /* "LISTEN_FDNAMES=a:b" (static buffer). */

@@ -14,5 +14,7 @@ bool sdnotify_active(void);
 /* The socket droverd notifies ("@..." or a path), or NULL. */
 const char *sdnotify_path(void);
 void sdnotify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A message with one descriptor attached (FDSTORE=1). 0 or -1. */
+int sdnotify_send_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

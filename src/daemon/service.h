@@ -36,6 +36,7 @@ struct listener {
 	int fd;			/* -1 until bound */
 	dev_t dev;		/* unix path: the socket file we made, removed */
 	ino_t ino;		/* on close only if it is still that file */
+	bool stored;		/* kept by systemd too (fdstore) */
 	const struct listen_conf *conf;
 	struct service *svc;
 	struct watch w;		/* demand start, prefork growth, accept mode */

@@ -123,6 +123,7 @@ struct conf {
 	enum log_kind log;
 	const char *log_path;
 	int64_t upgrade_timeout;
+	bool fdstore;			/* store listeners with systemd */
 	struct svc_conf **svcs;		/* in the order they were defined */
 	int nsvcs;
 };

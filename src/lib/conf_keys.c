@@ -434,6 +434,11 @@ static const char *set_global_log(struct parse *p, const char *v)
 	return log_value(p, v, true, &p->c->log, &p->c->log_path);
 }
 
+static const char *set_fdstore(struct parse *p, const char *v)
+{
+	return value_bool(v, &p->c->fdstore);
+}
+
 static const char *set_include(struct parse *p, const char *v)
 {
 	return conf_include(p, v);
@@ -487,6 +492,7 @@ const struct keydef conf_keys[] = {
 	{ "log", SCOPE_GLOBAL, 0, set_global_log },
 	{ "include", SCOPE_GLOBAL, K_REPEAT, set_include },
 	{ "upgrade_timeout", SCOPE_GLOBAL, 0, set_upgrade_timeout },
+	{ "fdstore", SCOPE_GLOBAL, 0, set_fdstore },
 };
 const int conf_nkeys = (int)(sizeof(conf_keys) / sizeof(conf_keys[0]));
 
