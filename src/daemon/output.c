@@ -135,7 +135,7 @@ static void readable(struct watch *w, uint32_t events)
 
 int output_attach(struct proc *p, int rfd)
 {
-	struct output *o = malloc(sizeof(*o));
+	struct output *o = calloc(1, sizeof(*o));
 
 	if (!o) {
 		close(rfd);
@@ -143,9 +143,6 @@ int output_attach(struct proc *p, int rfd)
 	}
 	o->p = p;
 	o->pid = p->pid;
-	o->plen = 0;
-	o->partial = NULL;
-	memset(&o->w, 0, sizeof(o->w));
 	if (loop_add(&o->w, rfd, EPOLLIN, readable) < 0) {
 		close(rfd);
 		free(o);
