@@ -116,13 +116,19 @@ integration-asan:
 
 check: check-deps
 	$(MAKE) all
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) integration-asan
 
+# Static analysis; part of `make check`. .clang-tidy says which checks.
+LINT_FLAGS = -D_GNU_SOURCE -DDROVER_VERSION='"lint"' -Isrc/lib -Isrc/libdrover -Isrc/daemon
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	  --inline-suppr -D_GNU_SOURCE -Isrc/lib -Isrc/libdrover src
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+	  --inline-suppr $(LINT_FLAGS) src
+	@set -e; for f in $(LIB_SRC) $(DAEMON_SRC) $(CLIENT_SRC) $(LIBD_SRC); do \
+	  out=$$(clang-tidy -quiet $$f -- -std=c11 $(LINT_FLAGS) 2>/dev/null); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; done; echo "lint: clean"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
@@ -152,3 +158,24 @@ clean:
 bench: all
 	@scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+# Serving benchmark: accept mode against xinetd (ab), prefork against
+# hello-worker alone (wrk), prefork pool growth and shrink. Peers from
+# scripts/deps.sh bench; prints figures and ratios, asserts nothing.
+# BENCH_ARGS=--quick for a short run.
+.PHONY: bench-serve
+bench-serve: all
+	@scripts/deps.sh bench
+	$(PYTHON) bench/serve.py --build $(BUILD) $(BENCH_ARGS)
+
+# Zero-downtime soak test, short mode (about 65 s of load): configuration
+# reloads, rolling restarts, in-place and handover upgrades of droverd
+# (alternating between two builds) under keep-alive and open-loop load; fails
+# on any refused, reset or truncated connection. See tests/soak/README.md.
+# Build A is $(BUILD); build B, $(BUILD)-soak-b, differs only by its flags.
+# SOAK_ARGS=--long for the benchmark run (about 11 minutes).
+.PHONY: soak
+soak: all
+	@scripts/deps.sh bench
+	$(MAKE) BUILD=$(BUILD)-soak-b CFLAGS='$(CFLAGS) -frecord-gcc-switches -DSOAK_BUILD_B' all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --build-b $(BUILD)-soak-b $(SOAK_ARGS)

@@ -13,11 +13,18 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping;
+static int listen_fd = -1;
 
+/* Closing the listener makes an accept() about to start fail at once:
+ * a TERM that lands between the check of `stopping` and accept() is not
+ * lost (close is async-signal-safe). */
 static void on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
 }
 
 static int echo(int in, int out)
@@ -43,7 +50,7 @@ int main(void)
 
 	if (drover_listen_fds() < 1)
 		return echo(0, 1) < 0;	/* inetd style */
-	lfd = DROVER_LISTEN_FDS_START;
+	lfd = listen_fd = DROVER_LISTEN_FDS_START;
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: accept returns */
 	signal(SIGPIPE, SIG_IGN);	/* a client gone mid-echo: EPIPE, not death */
 	drover_ready();
@@ -51,7 +58,7 @@ int main(void)
 		int c = accept(lfd, NULL, NULL);
 
 		if (c < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || (errno == EBADF && stopping))
 				continue;
 			perror("echo-worker: accept");
 			return 1;

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,12 +25,19 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping;
+static int listen_fd = -1;
 static const char *generation = "0";
 
+/* Closing the listener makes an accept() about to start fail at once:
+ * a TERM that lands between the check of `stopping` and accept() is not
+ * lost (close is async-signal-safe). */
 static void on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -47,18 +55,18 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Header and body in one write: no small second segment waiting for the
+ * client's delayed ACK. */
 static int respond(int c, bool close_after)
 {
 	static const char body[] = "Hello, world!\n";
-	char head[256];
-	int n = snprintf(head, sizeof(head),
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg),
 			 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "X-Generation: %s\r\nConnection: %s\r\n\r\n",
-			 sizeof(body) - 1, generation, close_after ? "close" : "keep-alive");
+			 "X-Generation: %s\r\nConnection: %s\r\n\r\n%s",
+			 sizeof(body) - 1, generation, close_after ? "close" : "keep-alive", body);
 
-	if (write_all(c, head, (size_t)n) < 0)
-		return -1;
-	return write_all(c, body, sizeof(body) - 1);
+	return write_all(c, msg, (size_t)n);
 }
 
 static bool wants_close(const char *req, size_t len)
@@ -103,6 +111,7 @@ static int worker(int lfd)
 {
 	struct sigaction sa = { .sa_handler = on_term };
 
+	listen_fd = lfd;
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: accept returns EINTR */
 	signal(SIGPIPE, SIG_IGN);	/* a client gone mid-response: EPIPE, not death */
 	if (getenv("DROVER_GENERATION"))
@@ -112,11 +121,12 @@ static int worker(int lfd)
 		int c = accept(lfd, NULL, NULL);
 
 		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED || (errno == EBADF && stopping))
 				continue;
 			perror("hello-worker: accept");
 			return 1;
 		}
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 		drover_busy();
 		serve(c);
 		close(c);

@@ -96,20 +96,21 @@ static int connect_daemon(void)
 	exit(EXIT_NODAEMON);
 }
 
-static void send_all(int fd, const char *p, size_t n)
+/* False if droverd closed the connection first: it may have answered
+ * already (a refusal is sent at once), so the caller still reads. */
+static bool send_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0) {
-			fprintf(stderr, "drover: droverd closed the connection: %s\n", strerror(errno));
-			exit(EXIT_NODAEMON);
-		}
+		if (w <= 0)
+			return false;
 		p += w;
 		n -= (size_t)w;
 	}
+	return true;
 }
 
 /* Reads one frame into b; false at end of stream before one arrived. */
@@ -152,7 +153,8 @@ static int request(int argc, char **argv, on_reply *fn, void *arg)
 
 	if (!proto_encode_request(&out, argc, argv))
 		usage_error("%s", "request too large");
-	send_all(fd, out.data, out.len);
+	if (!send_all(fd, out.data, out.len))
+		shutdown(fd, SHUT_WR);
 	while (read_frame(fd, &in, &size)) {
 		struct arena a = { 0 };
 		struct proto_reply r;
@@ -277,9 +279,12 @@ static int cmd_check(int argc, char **argv)
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt(argc, argv, "+c:")) != -1) {
+	opterr = 0;	/* our messages, not getopt's ("check: invalid option") */
+	while ((opt = getopt(argc, argv, "+:c:")) != -1) {
+		if (opt == ':')
+			usage_error("%s", "check: -c needs a configuration file");
 		if (opt != 'c')
-			usage_error("%s", "usage: check [-c FILE]");
+			usage_error("check: unknown option %s", argv[optind - 1]);
 		path = optarg;
 	}
 	if (optind != argc)
@@ -414,13 +419,17 @@ static const struct {
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' }, { "socket", required_argument, NULL, 'S' }, { 0 },
+		{ "help", no_argument, NULL, 'h' }, { "socket", required_argument, NULL, 'S' },
+		{ "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "+S:h", longopts, NULL)) != -1) {
 		if (opt == 'S') {
 			sock_opt = optarg;
+		} else if (opt == 'V') {
+			printf("drover %s\n", DROVER_VERSION);
+			return EXIT_OK;
 		} else if (opt == 'h') {
 			fputs(usage_text, stdout);
 			return EXIT_OK;
@@ -431,10 +440,6 @@ int main(int argc, char **argv)
 	}
 	if (optind == argc)
 		usage_error("%s", "which command?");
-	if (strcmp(argv[optind], "--version") == 0) {
-		printf("drover %s\n", DROVER_VERSION);
-		return EXIT_OK;
-	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			return commands[i].fn(argc - optind, argv + optind);

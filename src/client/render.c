@@ -116,7 +116,8 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 		snprintf(cell[i][3], CELL, "%s", *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
 		listen |= *fstr(rec, "listen") != '\0';
 		pids_text(rec, cell[i][4], CELL);
-		render_duration(fint(rec, "uptime_ms", -1), cell[i][5], CELL);
+		/* time in the state, shown as uptime while it runs */
+		render_duration(strcmp(cell[i][4], "-") ? fint(rec, "uptime_ms", -1) : -1, cell[i][5], CELL);
 		snprintf(cell[i][6], CELL, "%lld", fint(rec, "restarts", 0));
 		note_text(rec, cell[i][7], CELL);
 		for (int c = 0; c < COLS - 1; c++)

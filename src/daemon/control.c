@@ -20,7 +20,7 @@
 #include "upgrade.h"
 
 enum {
-	CONN_MAX = 64,
+	CONN_MAX = 1024,		/* authorized clients only; followers stay */
 	IDLE_MS = 10000,
 	OUT_MAX = 32 << 20,
 	FOLLOW_OUT_MAX = 1 << 20,

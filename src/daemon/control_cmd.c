@@ -470,7 +470,10 @@ static void cmd_version(struct conn *c, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	conn_begin(c, &w, PK_REPLY, 0, "droverd " DROVER_VERSION);
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "droverd %s (pid %d)", DROVER_VERSION, (int)getpid());
+	conn_begin(c, &w, PK_REPLY, 0, msg);
 	proto_record(&w);
 	proto_str(&w, "version", DROVER_VERSION);
 	proto_int(&w, "protocol", PROTO_VERSION);

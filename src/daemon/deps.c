@@ -136,7 +136,7 @@ static void add_dependent(struct service *of, struct service *d)
 	for (int i = 0; i < of->ndependents; i++)
 		if (of->dependents[i] == d)
 			return;
-	if (!(v = realloc(of->dependents, sizeof(*v) * (size_t)(of->ndependents + 1))))
+	if (!(v = realloc(of->dependents, sizeof(struct service *) * (size_t)(of->ndependents + 1))))
 		return;
 	of->dependents = v;
 	v[of->ndependents++] = d;

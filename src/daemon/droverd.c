@@ -73,6 +73,14 @@ void droverd_shutdown(bool fast, int code)
 	svc_shutdown(fast);
 }
 
+void droverd_drain(void)
+{
+	stopping = true;
+	exit_code = 0;
+	log_info("stopping every service for the handover");
+	svc_shutdown(false);
+}
+
 void droverd_cancel_shutdown(void)
 {
 	stopping = stopping_fast = false;
@@ -189,10 +197,11 @@ static const char *default_control(char *buf, size_t len)
 
 	if (geteuid() == 0)
 		return "/run/drover/control.sock";
-	if (!xdg || xdg[0] != '/')
-		fatal("no control socket: give -S SOCKET or `control =`, or set XDG_RUNTIME_DIR");
-	snprintf(buf, len, "%s/drover/control.sock", xdg);
-	return buf;
+	if (xdg && xdg[0] == '/') {
+		snprintf(buf, len, "%s/drover/control.sock", xdg);
+		return buf;
+	}
+	fatal("no control socket: give -S SOCKET or `control =`, or set XDG_RUNTIME_DIR");
 }
 
 /* droverd may hold many descriptors (pipes, pidfds, listeners): raise its

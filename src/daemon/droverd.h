@@ -9,6 +9,9 @@
 /* Begin shutdown (graceful, or fast: SIGKILL); droverd exits with code once
  * every process is gone. The first request's code wins. */
 void droverd_shutdown(bool fast, int code);
+/* Stop every service for a handover: like a graceful shutdown, but systemd
+ * is not told droverd is stopping (the new one carries on). */
+void droverd_drain(void);
 bool droverd_shutting_down(void);
 /* A handover that failed while this droverd drained: carry on. */
 void droverd_cancel_shutdown(void);

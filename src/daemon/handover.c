@@ -172,13 +172,23 @@ static void forget_wanted(void)
 	h.nwanted = 0;
 }
 
+static int64_t longest_stop_timeout(void)
+{
+	int64_t t = 0;
+
+	for (struct service *s = services; s; s = s->next)
+		if (s->conf->stop_timeout > t)
+			t = s->conf->stop_timeout;
+	return t;
+}
+
 /* The new droverd is gone (or being stopped): what it left behind became
  * our children (we are their subreaper) and must not run on. */
 static void after_peer_gone(void)
 {
 	close_channel();
 	forget_peer();
-	reap_kill_strangers();
+	reap_stop_strangers(longest_stop_timeout());
 }
 
 static void abort_starting(const char *why)
@@ -260,9 +270,10 @@ static void ready_timeout(struct timer *t)
 	(void)t;
 	log_error("handover: the new droverd (pid %d) is not ready within upgrade_timeout: stopping it",
 		  (int)h.peer);
-	/* Fast: it kills its processes and exits; SIGKILL if it does not. */
-	kill(h.peer, SIGQUIT);
-	timer_after(&h.t_timeout, QUIT_GRACE_MS, quit_timeout);
+	/* Gracefully: its workers may hold connections already. SIGKILL if
+	 * it has not gone by the longest stop timeout, and a bit. */
+	kill(h.peer, SIGTERM);
+	timer_after(&h.t_timeout, longest_stop_timeout() + QUIT_GRACE_MS, quit_timeout);
 	reply(1, "the new droverd (pid %d) was not ready within %llds; nothing changed, this droverd "
 	      "(pid %d) carries on", (int)h.peer, (long long)droverd_conf()->upgrade_timeout / 1000,
 	      (int)getpid());
@@ -296,7 +307,7 @@ static void on_ready(void)
 	send_line("go");
 	send_draining();
 	remember_wanted();
-	droverd_shutdown(false, 0);
+	droverd_drain();
 }
 
 static void take_line(char *line)
@@ -483,11 +494,8 @@ static void orphan_timeout(struct timer *t)
  * (they were told to stop already). */
 static void adopt_orphans(void)
 {
-	int64_t grace = 0;
+	int64_t grace = longest_stop_timeout();
 
-	for (struct service *s = services; s; s = s->next)
-		if (s->conf->stop_timeout > grace)
-			grace = s->conf->stop_timeout;
 	for (int i = 0; i < h.ndraining; i++) {
 		struct orphan *o = calloc(1, sizeof(*o));
 
@@ -510,11 +518,22 @@ static void adopt_orphans(void)
 	h.ndraining = 0;
 }
 
+/* The old droverd let go (or died): the control socket, the socket files
+ * and systemd's attention are this droverd's now. */
+static void take_ownership(void)
+{
+	control_pause(false);
+	control_keep_file(false);
+	listen_keep_files(false);
+	sdnotify_mute(false);
+	sdnotify_send("READY=1\nSTATUS=droverd %s (pid %d) took over", DROVER_VERSION, (int)getpid());
+}
+
 static void new_side_message(char *line)
 {
 	if (strcmp(line, "go") == 0) {
 		log_info("handover: the previous droverd lets go; taking control connections");
-		control_pause(false);
+		take_ownership();
 		h.phase = NEW_RUNNING;
 	} else if (strncmp(line, "draining", 8) == 0) {
 		for (char *p = line + 8, *end; *p; p = end) {
@@ -558,8 +577,8 @@ static void peer_silent(void)
 		log_error("handover: the previous droverd (pid %d) is gone without finishing", (int)h.peer);
 		release_all();
 		adopt_orphans();
-		control_pause(false);
-		sdnotify_send("MAINPID=%d\nREADY=1", (int)getpid());
+		take_ownership();
+		sdnotify_send("MAINPID=%d", (int)getpid());
 	}
 	h.phase = IDLE;
 }
@@ -585,8 +604,13 @@ bool handover_takeover(const char *control_override)
 		fatal("handover: the configuration: %s", errs.n ? errs.msg[0] : "cannot be read");
 	droverd_set_conf(c);
 	g.notify_fd = -1;	/* a socket of our own for our processes */
+	/* Until the old one lets go, systemd hears nothing from us, and the
+	 * socket files we share are not ours to remove. */
+	sdnotify_mute(true);
+	control_keep_file(true);
+	listen_keep_files(true);
 	droverd_start(control_override, &g);
-	control_pause(true);	/* until the old one lets go */
+	control_pause(true);
 	if (state_apply(state_fd, err, sizeof(err)) < 0)
 		fatal("handover: %s", err);
 	state_seal(&g);

@@ -205,6 +205,24 @@ void listen_close(struct service *s)
 	s->nretired = 0;
 }
 
+/* One socket from an old record to a new one, still watched if it was (a
+ * pool waiting for a connection, accept mode, a demand start). */
+static void move(struct listener *to, struct listener *from)
+{
+	bool watched = from->w.active;
+	uint32_t events = from->w.events;
+	watch_fn *fn = from->w.fn;
+
+	loop_del(&from->w);
+	to->fd = from->fd;
+	to->dev = from->dev;
+	to->ino = from->ino;
+	to->stored = from->stored;
+	from->fd = -1;
+	if (watched)
+		loop_add(&to->w, to->fd, events, fn);
+}
+
 static bool same_address(const struct listen_conf *a, const struct listen_conf *b)
 {
 	return a->family == b->family && a->socktype == b->socktype && a->addrlen == b->addrlen &&
@@ -230,11 +248,7 @@ static void take_matching(struct service *s, struct listener *from, int nfrom)
 				continue;
 			if (strcmp(from[j].conf->key, s->lis[i].conf->key) != 0 && s->lis[i].conf->socktype == SOCK_STREAM)
 				listen(from[j].fd, s->lis[i].conf->backlog ? s->lis[i].conf->backlog : 4096);
-			loop_del(&from[j].w);
-			s->lis[i].fd = from[j].fd;
-			s->lis[i].dev = from[j].dev;
-			s->lis[i].ino = from[j].ino;
-			from[j].fd = -1;
+			move(&s->lis[i], &from[j]);
 			break;
 		}
 }

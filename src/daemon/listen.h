@@ -25,8 +25,8 @@ void listen_keep_files(bool keep);
 void listen_rebuild(struct service *s);
 /* Close retired sockets once no older generation's process is left. */
 void listen_close_retired(struct service *s);
-/* A service added again while its removed namesake drains takes over the
- * sockets it still wants. */
+/* A service added while a removed one drains (the same service, or one it
+ * was renamed from) takes over the sockets it wants. */
 void listen_take(struct service *s, struct service *from);
 /* Accept mode: droverd alone accepts, so its listeners are non-blocking.
  * Any other mode passes them on, and programs expect them blocking. */

@@ -141,8 +141,11 @@ static void emit(int prio, const char *ident, pid_t pid, const char *text, size_
 	}
 	stamp[0] = '\0';
 	if (kind == LOG_FILE) {
+		size_t used;
+
 		log_timestamp(stamp, sizeof(stamp) - 1);
-		strcat(stamp, " ");
+		used = strlen(stamp);
+		snprintf(stamp + used, sizeof(stamp) - used, " ");
 	}
 	if (pid)
 		n = snprintf(line, sizeof(line), "%s%s[%d]: %.*s\n", stamp, ident, (int)pid, (int)len, text);

@@ -147,7 +147,7 @@ void timer_at(struct timer *t, int64_t when, timer_fn *fn)
 	t->fn = fn;
 	if (heap_n == heap_cap) {
 		unsigned cap = heap_cap ? heap_cap * 2 : 64;
-		struct timer **h = realloc(heap, sizeof(*h) * cap);
+		struct timer **h = realloc(heap, sizeof(struct timer *) * cap);
 
 		if (!h) {
 			log_error("out of memory arming a timer; it will not fire");

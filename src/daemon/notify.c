@@ -169,7 +169,7 @@ static int bind_abstract(int fd, char *name, size_t len)
 
 static void adopted_name(int fd, char *name, size_t len)
 {
-	struct sockaddr_un sa;
+	struct sockaddr_un sa = { 0 };
 	socklen_t sl = sizeof(sa);
 	size_t n;
 

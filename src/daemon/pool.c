@@ -41,7 +41,7 @@
 #include "listen.h"
 #include "log.h"
 #include "proc.h"
-#include "sched.h"
+#include "schedule.h"
 #include "value.h"
 
 enum { SOURCES = 256, ACCEPT_BATCH = 64 };
@@ -191,7 +191,9 @@ static void spawn_error(struct service *s, const char *err)
 static bool spawn_worker(struct service *s)
 {
 	struct pool *pl = s->pool;
-	struct launch_opts o = { .slot = take_slot(pl, s->conf->max_procs), .conn_fd = -1 };
+	/* Up to max_procs are running, and as many may still be finishing
+	 * (retired, or an older generation): slots go that far. */
+	struct launch_opts o = { .slot = take_slot(pl, 2 * s->conf->max_procs + s->conf->procs), .conn_fd = -1 };
 	char err[300];
 	struct proc *p;
 
@@ -356,20 +358,27 @@ static struct source *source_slot(struct pool *pl, uint64_t key, bool create)
 	return create ? free_slot : NULL;
 }
 
+/* REMOTE_ADDR/LOCAL_ADDR as inetd and systemd show them: an IPv4 client of
+ * a dual-stack socket is its IPv4 address, a unix socket its path. */
 static void address_env(const struct sockaddr_storage *ss, const char *prefix, char *addr,
 			char *port, size_t len)
 {
-	char host[INET6_ADDRSTRLEN] = "";
+	char host[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
 	unsigned p = 0;
 
 	if (ss->ss_family == AF_INET) {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
 		p = ntohs(((const struct sockaddr_in *)ss)->sin_port);
 	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], host, sizeof(host));
+		else
+			inet_ntop(AF_INET6, a, host, sizeof(host));
 		p = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 	} else if (ss->ss_family == AF_UNIX) {
-		snprintf(host, sizeof(host), "%.45s", ((const struct sockaddr_un *)ss)->sun_path);
+		snprintf(host, sizeof(host), "%s", ((const struct sockaddr_un *)ss)->sun_path);
 	}
 	snprintf(addr, len, "%s_ADDR=%s", prefix, host);
 	snprintf(port, len, "%s_PORT=%u", prefix, p);
@@ -405,7 +414,7 @@ static bool rate_allows(struct service *s)
 static void run_handler(struct service *s, int fd, const struct sockaddr_storage *peer)
 {
 	struct pool *pl = s->pool;
-	char ra[96], rp[32], la[96], lp[32], err[300];
+	char ra[160], rp[32], la[160], lp[32], err[300];
 	const char *env[4] = { ra, rp, la, lp };
 	struct sockaddr_storage local;
 	socklen_t sl = sizeof(local);

@@ -114,19 +114,47 @@ static bool tracked_group(pid_t pgid)
 	return found;
 }
 
-void reap_kill_strangers(void)
+static bool stranger(pid_t pid)
+{
+	pid_t pgid = getpgid(pid);
+
+	return !proc_find(pid) && !(pgid > 0 && tracked_group(pgid));
+}
+
+static struct timer t_strangers;
+
+static void strangers_timeout(struct timer *t)
 {
 	pid_t kids[512];
 	int n = children(kids, 512);
 
-	for (int i = 0; i < n; i++) {
-		pid_t pgid = getpgid(kids[i]);
+	(void)t;
+	for (int i = 0; i < n; i++)
+		if (stranger(kids[i])) {
+			log_warn("pid %d, left behind by the new droverd, did not stop: killing it", (int)kids[i]);
+			kill(-kids[i], SIGKILL);
+			kill(kids[i], SIGKILL);
+		}
+	reap_sigchld();
+}
 
-		if (proc_find(kids[i]) || (pgid > 0 && tracked_group(pgid)))
+/* What a dead new droverd left behind became our children: ask them to
+ * finish (they may be serving a request), kill them after `grace`. */
+void reap_stop_strangers(int64_t grace)
+{
+	pid_t kids[512];
+	int n = children(kids, 512), found = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!stranger(kids[i]))
 			continue;
-		log_warn("killing pid %d: left behind by the new droverd", (int)kids[i]);
-		kill(kids[i], SIGKILL);
+		log_info("stopping pid %d, left behind by the new droverd", (int)kids[i]);
+		kill(kids[i], SIGTERM);
+		kill(kids[i], SIGCONT);
+		found++;
 	}
+	if (found)
+		timer_after(&t_strangers, grace, strangers_timeout);
 	reap_sigchld();		/* their exits are collected by the sweep */
 }
 

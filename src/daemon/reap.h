@@ -9,6 +9,8 @@
 #ifndef DROVER_REAP_H
 #define DROVER_REAP_H
 
+#include <stdint.h>
+
 #include "service.h"
 
 /* Start watching p's exit (its pidfd; without one, SIGCHLD covers it). */
@@ -17,9 +19,10 @@ void reap_watch(struct proc *p);
 void reap_sigchld(void);
 /* Reap every child that has exited (the sweep). */
 void reap_children(void);
-/* Kill children that are neither processes droverd started nor members
- * of their groups: what a dead new droverd (handover) left behind. */
-void reap_kill_strangers(void);
+/* Children that are neither processes droverd started nor members of
+ * their groups (what a dead new droverd left behind) get SIGTERM, and
+ * SIGKILL after grace ms. */
+void reap_stop_strangers(int64_t grace);
 /* At exit: any child droverd still has (a helper that escaped its
  * service's process group) is killed and reaped, not left behind. */
 void reap_all_before_exit(void);

@@ -41,9 +41,11 @@ static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result 
 			log_error("%s: out of memory adding it", nc->name);
 			return;
 		}
+		/* A removed service that still drains (perhaps this one under
+		 * its old name) hands over the sockets the new one wants. */
 		for (struct service *old = services; old; old = old->next)
-			if (old != s && old->removed && strcmp(old->conf->name, nc->name) == 0)
-				listen_take(s, old);	/* still draining: keep its sockets */
+			if (old != s && old->removed)
+				listen_take(s, old);
 		if (nc->start != START_MANUAL)
 			deps_pull_up(s);
 		log_info("%s: added", nc->name);

@@ -15,6 +15,12 @@ static int fd = -1;
 static struct sockaddr_un addr;
 static socklen_t addrlen;
 static char path_text[sizeof(addr.sun_path) + 1];
+static bool muted;
+
+void sdnotify_mute(bool mute)
+{
+	muted = mute;
+}
 
 void sdnotify_init(void)
 {
@@ -51,7 +57,7 @@ void sdnotify_send(const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (fd < 0)
+	if (fd < 0 || muted)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -75,7 +81,7 @@ int sdnotify_send_fd(int sfd, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (fd < 0)
+	if (fd < 0 || muted)
 		return -1;
 	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);

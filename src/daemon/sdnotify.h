@@ -11,6 +11,8 @@
 
 void sdnotify_init(void);
 bool sdnotify_active(void);
+/* A droverd that has not taken over yet says nothing to systemd. */
+void sdnotify_mute(bool mute);
 /* The socket droverd notifies ("@..." or a path), or NULL. */
 const char *sdnotify_path(void);
 void sdnotify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

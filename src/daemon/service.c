@@ -61,7 +61,7 @@ static void index_build(void)
 		cap *= 2;
 	free(table);
 	table_cap = 0;
-	if (!(table = calloc(cap, sizeof(*table))))
+	if (!(table = calloc(cap, sizeof(struct service *))))
 		return;		/* svc_find falls back to a scan */
 	table_cap = cap;
 	for (struct service *s = services; s; s = s->next) {

@@ -24,7 +24,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proc.h"
-#include "sched.h"
+#include "schedule.h"
 #include "svclog.h"
 #include "service.h"
 #include "value.h"

@@ -58,13 +58,13 @@ CHILD static _Noreturn void child_fail(struct child_ctx *c, const char *step)
 	_exit(127);
 }
 
+/* execve resets every signal droverd catches; what it ignores would stay
+ * ignored. droverd catches nothing (signalfd) and ignores only SIGPIPE. */
 CHILD static void child_signals(void)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
 }
 
 /* Moves every wanted descriptor above the target range first, so that no

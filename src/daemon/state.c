@@ -20,6 +20,7 @@
 #include "proc.h"
 #include "reap.h"
 #include "service.h"
+#include "svclog.h"
 
 enum { STATE_MAX = 64 << 20, FDS_MAX = 65536 };
 
@@ -140,6 +141,27 @@ static void save_service(struct buf *b, struct service *s, bool with_procs)
 	}
 }
 
+struct log_save {
+	struct buf *b;
+	const char *name;
+};
+
+static void save_log_entry(const struct log_entry *e, void *arg)
+{
+	struct log_save *ls = arg;
+	char text[RING_BYTES / 4 + 1];
+	size_t n = e->len < sizeof(text) - 1 ? e->len : sizeof(text) - 1;
+
+	memcpy(text, e->text, n);
+	text[n] = '\0';
+	buf_adds(ls->b, "log ");
+	put_escaped(ls->b, ls->name);
+	put_int(ls->b, "when", e->when);
+	put_int(ls->b, "pid", e->pid);
+	put_str(ls->b, "text", text);
+	buf_addc(ls->b, '\n');
+}
+
 static void save_proc(struct buf *b, struct proc *p)
 {
 	buf_adds(b, "proc ");
@@ -183,9 +205,13 @@ int state_save(const struct state_globals *g, bool with_procs, char *err, size_t
 	keep_fd(g->client_fd);
 	for (struct service *s = services; s; s = s->next)
 		save_service(&b, s, with_procs);
-	for (struct service *s = services; with_procs && s; s = s->next)
+	for (struct service *s = services; with_procs && s; s = s->next) {
+		struct log_save ls = { &b, s->conf->name };
+
 		for (struct proc *p = s->procs; p; p = p->next)
 			save_proc(&b, p);
+		svclog_tail(s, -1, save_log_entry, &ls);
+	}
 	if (!buf_adds(&b, "end\n")) {
 		snprintf(err, len, "the state is too large or out of memory");
 		goto fail;
@@ -479,6 +505,22 @@ static const char *apply_pool(const struct record *r, struct service *s, bool dr
 	return pool_restore(s, &ps) ? NULL : "out of memory restoring a pool";
 }
 
+static const char *apply_log(const struct record *r, struct service *s, bool dry)
+{
+	long long when = 0, pid = 0;
+	char text[RING_BYTES / 4 + 1] = "";
+	struct field f[] = {
+		{ "when", &when, NULL, 0 }, { "pid", &pid, NULL, 0 }, { "text", NULL, text, sizeof(text) },
+	};
+	const char *why = take_fields(r, f, (int)(sizeof(f) / sizeof(f[0])));
+	struct log_entry e = { when, (pid_t)pid, text, strlen(text) };
+
+	if (why || dry)
+		return why;
+	svclog_restore(s, &e);
+	return NULL;
+}
+
 static const char *apply_proc(const struct record *r, struct service *s, bool dry)
 {
 	long long pid = 0, pidfd = -1, out = -1, gen = 0, slot = -1, started = 0, ready = 0, exited = 0,
@@ -567,6 +609,8 @@ static int walk(int fd, const struct conf *dry_conf, char *err, size_t len)
 			why = apply_pool(&r, s, dry);
 		else if (strcmp(r.type, "proc") == 0)
 			why = apply_proc(&r, s, dry);
+		else if (strcmp(r.type, "log") == 0)
+			why = apply_log(&r, s, dry);
 		else
 			why = "unknown record";
 	}

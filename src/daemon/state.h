@@ -11,6 +11,7 @@
  *   listener NAME index=I fd=FD key=K
  *   pool NAME served=N failures=N throttle=MS dynamic=0|1
  *   proc NAME pid=P pidfd=FD out=FD gen=N ...
+ *   log NAME when=MS pid=P text=T            the `drover logs` ring
  *   end
  *
  * Values are percent-encoded. A reader accepts exactly this version and

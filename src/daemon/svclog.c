@@ -133,6 +133,8 @@ static void file_open(struct service *s, struct logfile *f)
 {
 	struct stat st;
 
+	if (!f->path)
+		return;		/* no memory for its name: nowhere to write */
 	f->fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
 	if (f->fd < 0) {
 		file_report(s, f, errno);
@@ -216,6 +218,14 @@ void svclog_line(struct service *s, pid_t pid, const char *text, size_t len)
 		next = f->next;
 		f->fn(f, s, &e);
 	}
+}
+
+void svclog_restore(struct service *s, const struct log_entry *e)
+{
+	struct svc_log *l = get_log(s);
+
+	if (l)
+		ring_push(l, e);
 }
 
 void svclog_follow(struct service *s, struct follower *f)

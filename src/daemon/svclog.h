@@ -34,6 +34,8 @@ struct follower {
 void svclog_line(struct service *s, pid_t pid, const char *line, size_t len);
 /* The last n entries, oldest first. */
 void svclog_tail(struct service *s, int n, void (*fn)(const struct log_entry *e, void *arg), void *arg);
+/* Upgrade hand-over: put a saved entry back in the ring (nowhere else). */
+void svclog_restore(struct service *s, const struct log_entry *e);
 void svclog_follow(struct service *s, struct follower *f);
 void svclog_unfollow(struct service *s, struct follower *f);
 /* Apply the service's (new) log settings: open, switch or close its file. */

@@ -155,11 +155,13 @@ char **upgrade_environment(const char *const *extra, int nextra)
 
 	while (environ[n])
 		n++;
-	if (!(env = calloc((size_t)(n + nextra + 1), sizeof(char *))))
+	if (!(env = calloc((size_t)n + (size_t)nextra + 1, sizeof(char *))))
 		return NULL;
 	for (int i = 0; i < n; i++)
-		if (strncmp(environ[i], "DROVER_STATE_FD=", 16) && strncmp(environ[i], "DROVER_OLD_EXE_FD=", 18) &&
-		    strncmp(environ[i], "DROVER_UPGRADE_ERROR=", 21) && strncmp(environ[i], "DROVER_CHECK_STATE_FD=", 22))
+		if (strncmp(environ[i], "DROVER_STATE_FD=", 16) != 0 &&
+		    strncmp(environ[i], "DROVER_OLD_EXE_FD=", 18) != 0 &&
+		    strncmp(environ[i], "DROVER_UPGRADE_ERROR=", 21) != 0 &&
+		    strncmp(environ[i], "DROVER_CHECK_STATE_FD=", 22) != 0)
 			env[k++] = environ[i];
 	for (int i = 0; i < nextra; i++)
 		env[k++] = (char *)extra[i];
@@ -270,7 +272,7 @@ static void check_timeout(struct timer *t)
 {
 	(void)t;
 	if (job.pid > 0)
-		kill(job.pid, SIGKILL);	/* its exit finishes the job */
+		kill(-job.pid, SIGKILL);	/* its group: what it started too */
 	buf_printf(&job.out, "%sno answer within %d seconds", job.out.len ? "; " : "",
 		   CHECK_TIMEOUT_MS / 1000);
 }

@@ -107,11 +107,14 @@ static const char *set_command(struct parse *p, const char *v)
 static const char *set_listen(struct parse *p, const char *v)
 {
 	struct listen_conf *l = conf_push(p, &SVC->listen, &SVC->nlisten, sizeof(*l));
+	const char *err;
 
 	if (!l)
 		return "cannot be stored: out of memory";
 	l->line = p->line;
-	return listen_parse(p, v, l);
+	if ((err = listen_parse(p, v, l)))
+		SVC->nlisten--;		/* reported here; not checked again later */
+	return err;
 }
 
 /* A name listed twice is kept once (the first line counts). */
@@ -275,6 +278,8 @@ static const char *set_env(struct parse *p, const char *v)
 	for (const char *k = v; k < eq; k++)
 		if (!(isalnum((unsigned char)*k) || *k == '_') || (k == v && isdigit((unsigned char)*k)))
 			return "has a bad variable name (use letters, digits and _)";
+	if (!strncmp(v, "LISTEN_FDS=", 11) || !strncmp(v, "LISTEN_PID=", 11) || !strncmp(v, "LISTEN_FDNAMES=", 15))
+		return "sets a variable of socket activation, which droverd sets itself";
 	if (!(slot = conf_push(p, &SVC->env, &SVC->nenv, sizeof(*slot))))
 		return "cannot be stored: out of memory";
 	*slot = arena_strdup(A, v);

@@ -163,7 +163,7 @@ static void start_service(struct parse *p, const char *name)
 		return;
 	}
 	s = arena_alloc(&p->c->arena, sizeof(*s));
-	slot = conf_push(p, &p->c->svcs, &p->c->nsvcs, sizeof(*slot));
+	slot = conf_push(p, &p->c->svcs, &p->c->nsvcs, sizeof(struct svc_conf *));
 	if (!s || !slot || !(s->raw = arena_alloc(&p->c->arena, sizeof(char *) * (size_t)conf_nkeys)) ||
 	    !(s->key_line = arena_alloc(&p->c->arena, sizeof(int) * (size_t)conf_nkeys))) {
 		p->sec = SEC_BAD;
@@ -247,6 +247,7 @@ static void remember_raw(struct parse *p, int idx, const char *value)
 			memcpy(s, old, lo);
 			s[lo] = '\n';
 			memcpy(s + lo + 1, value, lv);
+			s[lo + 1 + lv] = '\0';
 		}
 		p->svc->raw[idx] = s;
 	}
@@ -328,7 +329,7 @@ static char *slurp(struct parse *p, const char *path, struct stat *st, size_t *l
 			 "writable by a user other than root (owner uid %u, mode %04o); "
 			 "droverd running as root refuses it", (unsigned)st->st_uid,
 			 (unsigned)(st->st_mode & 07777));
-	} else if (!(data = malloc((size_t)st->st_size + 1))) {
+	} else if (!(data = calloc(1, (size_t)st->st_size + 1))) {
 		snprintf(p->msg, sizeof(p->msg), "out of memory");
 	} else {
 		while (len < (size_t)st->st_size &&
@@ -376,7 +377,7 @@ void conf_read_file(struct parse *p, const char *path)
 	int outer_line = p->line, outer_sec = p->sec;
 	struct svc_conf *outer_svc = p->svc;
 	struct stat st;
-	char *data, *line, *next;
+	char *data, *line, *next, *nul;
 	const char *reason;
 	size_t len = 0;
 
@@ -385,8 +386,12 @@ void conf_read_file(struct parse *p, const char *path)
 		conf_error_at(p, p->line ? p->file : NULL, p->line, "cannot read %s: %s", path, p->msg);
 		return;
 	}
-	if (memchr(data, '\0', len)) {
-		conf_error(p, "%s contains a NUL byte: not a text file", path);
+	if ((nul = memchr(data, '\0', len))) {
+		int at = 1;
+
+		for (const char *c = data; c < nul; c++)
+			at += *c == '\n';
+		conf_error_at(p, path, at, "contains a NUL byte: not a text file");
 		free(data);
 		return;
 	}
@@ -446,6 +451,12 @@ const char *conf_include(struct parse *p, const char *pattern)
 	else
 		snprintf(full, sizeof(full), "%s/%s", d, pattern);
 	rc = glob(full, 0, glob_error, &g);
+	/* A glob that matches nothing is fine; a file named outright that is
+	 * not there is a mistake worth saying. */
+	if (rc == GLOB_NOMATCH && !strpbrk(pattern, "*?[")) {
+		snprintf(p->msg, sizeof(p->msg), "names %.300s, which does not exist", full);
+		return p->msg;
+	}
 	if (rc == GLOB_NOMATCH)
 		return NULL;
 	if (rc != 0) {

@@ -498,12 +498,18 @@ def test_include_matching_nothing_is_fine(tmp_path):
 
 def test_include_glob_in_missing_directory_is_fine(tmp_path):
     """Spec: a glob matching nothing is fine. conf.d not created yet (or
-    already removed) is a glob that matches nothing, as it is for a literal
-    path that does not exist."""
+    already removed) is a glob that matches nothing."""
     conf = write(tmp_path / "drover.conf",
-                 "[drover]\ninclude = conf.d/*.conf\ninclude = /nonexistent-ta/*.conf\n"
-                 "include = /nonexistent-ta/literal.conf\n" + SVC)
+                 "[drover]\ninclude = conf.d/*.conf\ninclude = /nonexistent-ta/*.conf\n" + SVC)
     valid(conf, 1)
+
+
+def test_include_of_a_missing_literal_file_is_an_error(tmp_path):
+    """A file named outright (no glob characters) that is not there is a
+    mistake worth saying, as nginx says it."""
+    conf = bad_main(tmp_path, "[drover]\ninclude = /nonexistent-ta/literal.conf\n" + SVC)
+    rejected(conf, [f'{conf}:2: bad include in [drover]: "/nonexistent-ta/literal.conf" '
+                    'names /nonexistent-ta/literal.conf, which does not exist'])
 
 
 def test_include_loop(tmp_path):
@@ -650,8 +656,9 @@ def assert_unchanged(d, before):
 
 def start_good(droverd):
     d = droverd(GOOD)
-    d.wait_state("alpha", "ready")
-    d.wait_state("beta", "ready")
+    for name in ("alpha", "beta"):
+        st = d.wait_state(name, "ready")
+        assert len(st["pids"]) == 1, st      # so that "pids unchanged" means something
     return d, snapshot(d)
 
 

@@ -1,4 +1,4 @@
-/* test_sched.c - restart backoff and timer schedules (sched.h).
+/* test_sched.c - restart backoff and timer schedules (schedule.h).
  *
  * sched_next_at() works in local time: each test sets TZ explicitly (UTC,
  * or Europe/Berlin for daylight saving) and restores it afterwards. */
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "schedule.h"
 
 /* ---- backoff ---- */
 
@@ -292,7 +292,7 @@ static void test_at_dst_spring_forward(void **state)
 }
 
 /* Europe/Berlin, 2024-10-27: 03:00 CEST becomes 02:00 CET; 02:30 happens
- * twice. sched.h: "the first wall-clock time strictly after now whose local
+ * twice. schedule.h: "the first wall-clock time strictly after now whose local
  * time is one of mins[]" - from 02:00 CEST that is 02:30 CEST (00:30 UTC),
  * not 02:30 CET an hour later. */
 static void test_at_dst_fall_back_first_occurrence(void **state)

@@ -1,7 +1,7 @@
-/* sched.h - pure time arithmetic: restart backoff and timer schedules.
+/* schedule.h - pure time arithmetic: restart backoff and timer schedules.
  * No clock is read here; callers pass the time, tests pass any time. */
-#ifndef DROVER_SCHED_H
-#define DROVER_SCHED_H
+#ifndef DROVER_SCHEDULE_H
+#define DROVER_SCHEDULE_H
 
 #include <stdint.h>
 #include <time.h>

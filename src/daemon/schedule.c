@@ -1,5 +1,5 @@
-/* sched.c - see sched.h. */
-#include "sched.h"
+/* schedule.c - see schedule.h. */
+#include "schedule.h"
 
 int64_t backoff_delay(int64_t first, int64_t max, unsigned failures)
 {
