@@ -50,7 +50,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROGRAMS := $(BUILD)/droverd $(BUILD)/drover $(BUILD)/libdrover.a $(BUILD)/libdrover.so \
             $(BUILD)/drover.pc $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all run check check-deps unit integration integration-asan install clean lint
+.PHONY: all run run-web check check-deps unit integration integration-asan install clean lint
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -100,6 +100,14 @@ run: all
 	@echo "droverd: control socket $(CURDIR)/run/control.sock"
 	@echo "         in another terminal: $(BUILD)/drover -S run/control.sock status"
 	exec $(BUILD)/droverd -c examples/drover.conf -S $(CURDIR)/run/control.sock
+
+# The example workers behind droverd: a prefork HTTP pool on 8080 and an
+# inetd-style echo service on 8081 (examples/web.conf.in).
+run-web: all
+	@mkdir -p run
+	sed 's|@TOP@|$(CURDIR)|g' examples/web.conf.in > run/web.conf
+	@echo "droverd: control socket $(CURDIR)/run/web.sock; try: curl http://127.0.0.1:8080/"
+	exec $(BUILD)/droverd -c run/web.conf -S $(CURDIR)/run/web.sock
 
 check-deps:
 	@scripts/deps.sh test
