@@ -699,8 +699,10 @@ def run(opts, procs, tmp):
           f"whatever else runs on this machine)")
 
 
-def main():
-    opts = parse_args()
+def bench_main(opts, run_fn, prefix, total_timeout):
+    """Run run_fn(opts, procs, tmp) as a subreaper with a time limit; every
+    process it started is stopped and its temp dir removed, however it ends.
+    Shared by run.py and serve.py."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("bench: cannot become a child subreaper", file=sys.stderr)
@@ -708,12 +710,12 @@ def main():
     signal.signal(signal.SIGTERM, die_on_signal)
     signal.signal(signal.SIGHUP, die_on_signal)
     signal.signal(signal.SIGALRM, die_on_signal)
-    signal.alarm(TOTAL_TIMEOUT)
-    tmp = Path(tempfile.mkdtemp(prefix="drover-bench."))
+    signal.alarm(total_timeout)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     procs = Procs()
     t0 = time.monotonic()
     try:
-        run(opts, procs, tmp)
+        run_fn(opts, procs, tmp)
         print(f"total time {time.monotonic() - t0:.0f} s")
         return 0
     except BenchError as e:
@@ -731,6 +733,10 @@ def main():
             print(f"bench: kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    return bench_main(parse_args(), run, "drover-bench.", TOTAL_TIMEOUT)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,14 @@ Standard library only; shares its process hygiene with bench/run.py. See
 bench/README.md for how to read the output.
 """
 import argparse
-import ctypes
 import json
 import os
 import platform
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -722,37 +719,7 @@ def run(opts, procs, tmp):
 
 
 def main():
-    opts = parse_args()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(common.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        print("bench: cannot become a child subreaper", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, common.die_on_signal)
-    signal.signal(signal.SIGHUP, common.die_on_signal)
-    signal.signal(signal.SIGALRM, common.die_on_signal)
-    signal.alarm(TOTAL_TIMEOUT)
-    tmp = Path(tempfile.mkdtemp(prefix="drover-serve."))
-    procs = common.Procs()
-    t0 = time.monotonic()
-    try:
-        run(opts, procs, tmp)
-        print(f"total time {time.monotonic() - t0:.0f} s")
-        return 0
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as e:
-        print(f"bench: interrupted ({str(e) or 'Ctrl-C'}); stopping everything", file=sys.stderr)
-        return 130
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # let the clean-up finish
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        procs.stop_all()
-        if opts.keep:
-            print(f"bench: kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return common.bench_main(parse_args(), run, "drover-serve.", TOTAL_TIMEOUT)
 
 
 if __name__ == "__main__":

@@ -296,15 +296,15 @@ static bool authorized(struct conn *c, const struct ucred *cr)
 	return cr->uid == 0 || cr->uid == geteuid() || (group_set && in_group(c->w.fd, group_id, cr->gid));
 }
 
-static void accept_one(int fd)
+/* A connection record for fd, watched for requests; NULL (fd closed) when
+ * that cannot be done. */
+static struct conn *conn_new(int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
 
 	if (!c) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->in.max = PROTO_REQUEST_MAX + 4;
 	c->out.max = OUT_MAX;
@@ -314,8 +314,19 @@ static void accept_one(int fd)
 	if (loop_add(&c->w, fd, EPOLLIN, conn_event) < 0) {
 		c->w.fd = fd;
 		conn_free(c);
-		return;
+		return NULL;
 	}
+	return c;
+}
+
+static void accept_one(int fd)
+{
+	struct conn *c = conn_new(fd);
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (!c)
+		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		conn_reply(c, 1, "permission denied: cannot read your credentials");
 		return;
@@ -455,24 +466,13 @@ int conn_fd(const struct conn *c)
 
 void control_answer_fd(int fd, int status, const char *fmt, ...)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c;
 	char msg[1024];
 	va_list ap;
 
-	if (!c) {
-		close(fd);
-		return;
-	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	c->out.max = OUT_MAX;
-	c->next = conns;
-	conns = c;
-	nconns++;
-	if (loop_add(&c->w, fd, EPOLLIN, conn_event) < 0) {
-		c->w.fd = fd;
-		conn_free(c);
+	if (!(c = conn_new(fd)))
 		return;
-	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

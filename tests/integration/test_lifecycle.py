@@ -194,7 +194,6 @@ command = /bin/sh -c 'echo run >> @DIR@/events; echo ticked'
     assert st["reason"] == "last run exited with status 0"
     assert st["pids"] == []
     assert 0 <= st["next_ms"] <= 1000
-    log = d.log()
     assert len(log_lines(d, r"^droverd: tick: run started, pid \d+$")) >= 3
     assert len(log_lines(d, r"^droverd: tick: run exited with status 0$")) >= 3
     assert len(log_lines(d, r"^tick\[\d+\]: ticked$")) >= 3

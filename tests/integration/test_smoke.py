@@ -1,5 +1,4 @@
 """The shortest path through droverd: start, status, stop."""
-from conftest import wait_for
 
 
 def test_daemon_starts_and_stops(droverd):
