@@ -1123,7 +1123,6 @@ static void test_include_sorted_relative(void **state)
 		 "[drover]\n"
 		 "include = conf.d/*.conf\n"
 		 "include = nothing-*.conf\n"
-		 "include = no-such-file.conf\n"
 		 "include = %s/abs.d/*.conf\n"
 		 "[service m]\n"
 		 "command = /bin/true\n", f->dir);
@@ -1145,7 +1144,20 @@ static void test_include_sorted_relative(void **state)
 	assert_string_equal(c->svcs[1]->file, "sub/conf.d/more/n.conf");
 	assert_string_equal(c->svcs[1]->config_files[0].path, "sub/conf.d/more/x.ini");
 	assert_string_equal(c->svcs[4]->file, "sub/main.conf");
-	assert_int_equal(c->svcs[4]->line, 6);
+	assert_int_equal(c->svcs[4]->line, 5);
+}
+
+/* A file named outright, with no wildcard, that is not there is a typo
+ * worth reporting (as nginx does); a pattern matching nothing is fine. */
+static void test_include_literal_missing(void **state)
+{
+	struct fx *f = *state;
+
+	write_file("drover.conf", "[drover]\ninclude = nothing-*.conf\ninclude = no-such-file.conf\n"
+				  "[service a]\ncommand = /bin/true\n");
+	assert_null(load_file(f, "drover.conf", false));
+	EXPECT_ERRORS(f, "drover.conf:3: bad include in [drover]: \"no-such-file.conf\" names "
+			 "no-such-file.conf, which does not exist");
 }
 
 /* SPEC: "A glob matching nothing is fine" - also when its directory does
@@ -1276,7 +1288,7 @@ static void test_nul_byte(void **state)
 	assert_int_equal(write(fd, "[service a]\ncommand = /bin/true\0\n", 34), 34);
 	close(fd);
 	assert_null(load_file(f, "drover.conf", false));
-	EXPECT_ERRORS(f, "drover.conf: drover.conf contains a NUL byte: not a text file");
+	EXPECT_ERRORS(f, "drover.conf:2: contains a NUL byte: not a text file");
 
 	make_dir("conf.d");
 	fd = open("conf.d/a.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -1286,7 +1298,7 @@ static void test_nul_byte(void **state)
 	LOAD_FAILS(f,
 		"[drover]\n"
 		"include = conf.d/*.conf\n",
-		"drover.conf:2: conf.d/a.conf contains a NUL byte: not a text file");
+		"conf.d/a.conf:1: contains a NUL byte: not a text file");
 }
 
 #define REFUSED "droverd running as root refuses it"
@@ -1652,6 +1664,7 @@ int main(void)
 		T(test_listeners_tcp_and_udp_same_port),
 		T(test_main_file_missing),
 		T(test_include_sorted_relative),
+		T(test_include_literal_missing),
 		T(test_include_missing_directory),
 		T(test_include_not_regular),
 		T(test_include_loop),
