@@ -127,6 +127,7 @@ check: check-deps
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) soak
 	$(MAKE) integration-asan
 
 # Static analysis; part of `make check`. .clang-tidy says which checks.
@@ -184,6 +185,6 @@ bench-serve: all
 # SOAK_ARGS=--long for the benchmark run (about 11 minutes).
 .PHONY: soak
 soak: all
-	@scripts/deps.sh bench
+	@scripts/deps.sh test
 	$(MAKE) BUILD=$(BUILD)-soak-b CFLAGS='$(CFLAGS) -frecord-gcc-switches -DSOAK_BUILD_B' all
 	$(PYTHON) tests/soak/soak.py --build $(BUILD) --build-b $(BUILD)-soak-b $(SOAK_ARGS)
