@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -31,6 +32,27 @@ static void readable(struct watch *wt, uint32_t events)
 			on_signal((int)si[i].ssi_signo);
 }
 
+/* A signal ignored by whoever started droverd would stay ignored in every
+ * service (exec keeps SIG_IGN). Put each back to its default once, here,
+ * so that a child has only SIGPIPE to reset. The two signals glibc keeps
+ * for itself (32, 33) are not visible through sigaction(): they are set to
+ * the default with the raw call, whose all-zero argument means SIG_DFL on
+ * every architecture. droverd has one thread and never uses them. */
+static void reset_inherited(void)
+{
+	struct sigaction old, dfl = { .sa_handler = SIG_DFL };
+	unsigned long zero[8] = { 0 };
+
+	for (int s = 1; s < NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		if (sigaction(s, NULL, &old) < 0)
+			syscall(SYS_rt_sigaction, s, zero, NULL, (NSIG - 1) / 8);
+		else if (old.sa_handler == SIG_IGN)
+			sigaction(s, &dfl, NULL);
+	}
+}
+
 int sig_init(int fd, void (*handler)(int sig))
 {
 	sigset_t set;
@@ -42,6 +64,7 @@ int sig_init(int fd, void (*handler)(int sig))
 		sigaddset(&set, handled[i]);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
+	reset_inherited();
 	sigaction(SIGPIPE, &ign, NULL);
 	if (fd < 0)
 		fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

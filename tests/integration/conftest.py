@@ -135,9 +135,10 @@ class Droverd:
         os.chmod(self.conf, 0o644)
 
     # --- life ------------------------------------------------------------
-    def start(self, args=(), env=None, wait=True, stdout=None):
+    def start(self, args=(), env=None, wait=True, stdout=None, prefix=()):
         """stdout: where droverd's stdout and stderr go instead of its log
-        file (a pipe a test reads, or never reads)."""
+        file (a pipe a test reads, or never reads). prefix: a command that
+        execs droverd (its argv follows) in the same process."""
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
@@ -146,7 +147,7 @@ class Droverd:
         self.log_fh = open(self.logfile, "ab")
         out = self.log_fh if stdout is None else stdout
         self.proc = subprocess.Popen(
-            [str(DROVERD), "-c", str(self.conf), "-S", str(self.sock), *args],
+            [*map(str, prefix), str(DROVERD), "-c", str(self.conf), "-S", str(self.sock), *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=full_env, cwd=self.dir)
         _known_children.add(self.proc.pid)

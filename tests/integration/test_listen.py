@@ -12,6 +12,7 @@ read its address and options), ss the sockets on a port and their backlog.
 """
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -275,7 +276,16 @@ def test_plain_user_serves_a_privileged_port(droverd):
                          "except OSError as e:\n print(e.strerror)\n"],
                         capture_output=True, text=True, timeout=30)
     assert cp.stdout == "Permission denied\n", cp
-    d = droverd(f"[service low]\ncommand = {ECHO}\nuser = nobody\nlisten = tcp:127.0.0.1:{port}\n")
+    # The checkout may sit under a 0700 directory (a CI clone in mktemp -d):
+    # run a copy that nobody can reach.
+    with world_dir() as pub:
+        echo = pub / "echo-worker"
+        shutil.copy(ECHO, echo)
+        d = droverd(f"[service low]\ncommand = {echo}\nuser = nobody\nlisten = tcp:127.0.0.1:{port}\n")
+        _serves_as_nobody(d, port)
+
+
+def _serves_as_nobody(d, port):
     pid = the_pid(d, "low")
     with open(f"/proc/{pid}/status") as f:
         ids = {k: v.split() for k, v in (line.split(":", 1) for line in f) if k in ("Uid", "Gid")}
