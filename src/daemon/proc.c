@@ -163,9 +163,13 @@ void proc_stop(struct proc *p, int sig, int64_t timeout)
 {
 	if (!p->stopping) {
 		p->stopping = true;
-		proc_signal_group(p, sig);
+		/* A stopped process must see the signal: continue it first.
+		 * Not after: the signal may already have it exiting, and a
+		 * SIGCONT then cancels the SIGSTOP of whatever the exit path
+		 * does (a ptrace attach, as LeakSanitizer's), hanging it. */
 		if (sig != SIGKILL && sig != SIGCONT)
-			proc_signal_group(p, SIGCONT);	/* a stopped process must see it */
+			proc_signal_group(p, SIGCONT);
+		proc_signal_group(p, sig);
 		timer_after(&p->t_kill, timeout, kill_timeout);
 	}
 }

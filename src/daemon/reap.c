@@ -149,8 +149,8 @@ void reap_stop_strangers(int64_t grace)
 		if (!stranger(kids[i]))
 			continue;
 		log_info("stopping pid %d, left behind by the new droverd", (int)kids[i]);
+		kill(kids[i], SIGCONT);	/* first: see proc_stop() */
 		kill(kids[i], SIGTERM);
-		kill(kids[i], SIGCONT);
 		found++;
 	}
 	if (found)
