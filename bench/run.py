@@ -419,8 +419,8 @@ def bring_up(cls, procs, tmp, n, rep, opts):
         sup.stop(counter)
 
 
-def spawn_loop_rate(exe, mode, heap, seconds):
-    r = subprocess.run([str(exe), mode, str(seconds), str(heap)], capture_output=True,
+def spawn_loop_rate(exe, mode, heap, seconds, fds=0):
+    r = subprocess.run([str(exe), mode, str(seconds), str(heap), str(fds)], capture_output=True,
                        text=True, timeout=seconds + 60)
     if r.returncode != 0:
         raise BenchError(f"spawn_loop {mode} {seconds} {heap}: {r.stderr.strip()}")
@@ -474,17 +474,24 @@ def droverd_window(sup, window):
 def spawn_phase(procs, tmp, exe, opts):
     """Rounds of: each spawn_loop variant, then each droverd's window. The
     rounds interleave everything, so that a change in the machine's load
-    touches every figure alike. Returns {label: [rates]}, {n: (rss0, rss1)}."""
-    rates, rss = {}, {}
+    touches every figure alike. Returns {label: [rates]}, {n: (rss0, rss1)},
+    {n: descriptors of that droverd}."""
+    rates, rss, fds = {}, {}, {}
     sups = []
     try:
         for idx, n in enumerate(opts.spawn_sizes):
             sups.append((n, start_spawn_droverd(procs, tmp, n, idx, opts)))
+        # The raw loop again, holding as many descriptors as each big
+        # droverd does (a pidfd and an output pipe per process, ...).
+        fds.update({n: len(os.listdir(f"/proc/{sup.popen.pid}/fd")) for n, sup in sups if n})
         for rnd in range(opts.reps):
             for mode in ("posix_spawn", "vfork", "fork"):
                 for heap in (0, HEAP_MB):
                     r = spawn_loop_rate(exe, mode, heap, opts.loop_seconds)
                     rates.setdefault(("loop", mode, heap), []).append(r)
+            for n, nfds in fds.items():
+                r = spawn_loop_rate(exe, "posix_spawn", 0, opts.loop_seconds, nfds)
+                rates.setdefault(("loop", "posix_spawn", 0, nfds), []).append(r)
             for n, sup in sups:
                 r, rss0, rss1 = droverd_window(sup, opts.window)
                 rates.setdefault(("droverd", n), []).append(r)
@@ -493,7 +500,7 @@ def spawn_phase(procs, tmp, exe, opts):
     finally:
         for n, sup in reversed(sups):
             sup.stop(sup.counter)
-    return rates, rss
+    return rates, rss, fds
 
 
 # ---------------------------------------------------------------- output
@@ -593,7 +600,7 @@ def report_bringup(res, sizes):
     print()
 
 
-def report_spawn(rates, rss, opts):
+def report_spawn(rates, rss, fds, opts):
     print("3. Spawn rate: /bin/true started, exited and reaped, over and over "
           "(completed spawns per second)")
     base = med(rates[("loop", "posix_spawn", 0)])
@@ -601,6 +608,8 @@ def report_spawn(rates, rss, opts):
     for key, rs in rates.items():
         if key[0] == "loop":
             label, note = f"spawn_loop {key[1]}, {key[2]} MB heap", ""
+            if len(key) > 3:
+                label += f", {key[3]} fds"
         else:
             n = key[1]
             label = f"droverd, 1 service + {n} sleep services" if n else "droverd, 1 service"
@@ -619,8 +628,10 @@ def report_spawn(rates, rss, opts):
     small = rate("droverd", 0) if ("droverd", 0) in rates else None
     for n in opts.spawn_sizes:
         if n and small:
+            nfds = fds[n]
             print(f"droverd supervising {n} more services spawns at "
-                  f"{rate('droverd', n) / small:.2f}x its rate with 1 service")
+                  f"{rate('droverd', n) / small:.2f}x its rate with 1 service; the raw loop holding "
+                  f"as many descriptors ({nfds}) at {rate('loop', 'posix_spawn', 0, nfds) / base:.2f}x its own")
     print(f"(droverd: the \"restarts\" field of `drover status --json` over {opts.window:g} s "
           f"windows, restart_delay = 0, min_uptime = 0)")
     print()
@@ -690,11 +701,11 @@ def run(opts, procs, tmp):
                 print(f"  ... {cls.name:8} {n:5} services, run {rep + 1}: up in "
                       f"{out['t']:.3f} s, RSS {mb(out['rss'])}, PSS {mb(out['pss'])}",
                       flush=True)
-    rates, rss = spawn_phase(procs, tmp, exe, opts)
+    rates, rss, fds = spawn_phase(procs, tmp, exe, opts)
     print()
     report_memory(res, opts.sizes)
     report_bringup(res, opts.sizes)
-    report_spawn(rates, rss, opts)
+    report_spawn(rates, rss, fds, opts)
     print(f"load average {loadavg()} at the end ({os.cpu_count()} CPUs, shared with "
           f"whatever else runs on this machine)")
 

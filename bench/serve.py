@@ -591,11 +591,9 @@ def report_prefork(res, opts):
     d = res.get("droverd")
     p50s = [med([r["p50"] for r in rs]) for name, rs in res.items() if name != "pool after"]
     if p50s and all(35 <= p <= 50 for p in p50s):
-        print("note: a p50 of about 40 ms is the delayed-ACK stall of hello-worker itself: it "
-              "writes the header and the body\n      in two write() calls without TCP_NODELAY, so "
-              "each keep-alive response waits for the client's delayed ACK.\n      Both sides are "
-              f"bound by that ({WRK_CONNS} connections / 40 ms = about {WRK_CONNS * 25} req/s), "
-              "not by CPU.")
+        print("note: a p50 of about 40 ms is a delayed-ACK stall (a response in two writes "
+              "without TCP_NODELAY);\n      both sides are then bound by it "
+              f"({WRK_CONNS} connections / 40 ms = about {WRK_CONNS * 25} req/s), not by CPU.")
     if d and alone:
         r = med([x["rate"] for x in d]) / med([x["rate"] for x in alone])
         print(f"target: droverd >= {TARGET_PREFORK}x hello-worker alone: {r:.3f}x, "

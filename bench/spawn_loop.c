@@ -6,7 +6,10 @@
  *   vfork        vfork() + execve() in the child
  *   fork         fork() + execve() in the child: page tables are copied
  * With HEAP_MB > 0 the parent first allocates and touches that much memory,
- * which is what makes fork slow and leaves the other two unchanged.
+ * which is what makes fork slow and leaves the other two unchanged. With
+ * FDS > 0 it holds that many close-on-exec descriptors open (pipes), as a
+ * supervisor does for its processes: every way of spawning copies the
+ * descriptor table, and exec closes it again.
  *
  * Prints one line: "mode=M heap_mb=H spawns=N seconds=S rate=R" (R per
  * second). Exit 0, 2 on a usage error, 1 when a spawn or wait fails.
@@ -15,11 +18,13 @@
  * than the kernel and libc need, so it shows the best a supervisor can do. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +43,7 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: spawn_loop posix_spawn|vfork|fork SECONDS [HEAP_MB [PROGRAM]]\n");
+	fprintf(stderr, "usage: spawn_loop posix_spawn|vfork|fork SECONDS [HEAP_MB [FDS]]\n");
 	return 2;
 }
 
@@ -58,6 +63,26 @@ static void *heap_touch(size_t mb)
 	for (size_t i = 0; i < len; i += 4096)
 		p[i] = (char)i;
 	return p;
+}
+
+/* n descriptors, close-on-exec, that stay open for the whole run. */
+static int hold_fds(unsigned long n)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
+		rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (unsigned long i = 0; i < n; i += 2) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			perror("spawn_loop: pipe2");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static pid_t spawn_one(enum mode m, char *const argv[])
@@ -115,8 +140,8 @@ int main(int argc, char **argv)
 		return usage();
 	if (argc >= 4)
 		heap_mb = (size_t)strtoul(argv[3], NULL, 10);
-	if (argc == 5)
-		prog_argv[0] = argv[4];
+	if (argc == 5 && hold_fds(strtoul(argv[4], NULL, 10)) < 0)
+		return 1;
 	heap = heap_touch(heap_mb);
 
 	t0 = now();
