@@ -104,9 +104,16 @@ void droverd_reloading(bool begin)
 static void tell_status(void)
 {
 	static char last[160];
+	static unsigned long seen_changes = -1UL;
+	static unsigned seen_count;
 	char now[160];
 	int n = 0, ready = 0, failed = 0;
 
+	/* This runs after every event: count only when something changed. */
+	if (seen_changes == svc_state_changes && seen_count == svc_count())
+		return;
+	seen_changes = svc_state_changes;
+	seen_count = svc_count();
 	for (struct service *s = services; s; s = s->next) {
 		n++;
 		ready += s->state == ST_READY || s->state == ST_DONE || s->state == ST_WAITING ||

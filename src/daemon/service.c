@@ -51,12 +51,15 @@ static unsigned name_hash(const char *s)
 	return h;
 }
 
+static unsigned count;		/* services in the list, removed ones included */
+
 static void index_build(void)
 {
 	unsigned n = 0, cap = 16;
 
 	for (struct service *s = services; s; s = s->next)
 		n++;
+	count = n;
 	while (cap < 2 * n)
 		cap *= 2;
 	free(table);
@@ -81,6 +84,12 @@ void svc_index(void)
 {
 	if (stale)
 		index_build();
+}
+
+unsigned svc_count(void)
+{
+	svc_index();
+	return count;
 }
 
 struct service *svc_find(const char *name)

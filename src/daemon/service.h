@@ -115,6 +115,7 @@ struct service {
 /* All services, in configuration order. */
 extern struct service *services;
 
+unsigned svc_count(void);	/* how many in the list (O(1)) */
 struct service *svc_find(const char *name);
 struct service *svc_new(struct svc_conf *conf, struct conf *owner);
 void svc_free(struct service *s);
@@ -165,6 +166,7 @@ void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime);
 /* Not restarting: state st (stopped, failed, done) for good; what requires
  * it stops too; a critical service takes droverd down. */
 void svc_end(struct service *s, enum svc_state st, const char *why);
+extern unsigned long svc_state_changes;	/* bumped by every svc_set_state() */
 void svc_set_state(struct service *s, enum svc_state st);
 void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Upgrade hand-over: re-arm the timers a service had (-1: not armed). */

@@ -46,12 +46,15 @@ void svc_touch(struct service *s)
 	}
 }
 
+unsigned long svc_state_changes;
+
 void svc_set_state(struct service *s, enum svc_state st)
 {
 	if (s->state == st)
 		return;
 	log_debug("%s: %s -> %s", s->conf->name, svc_state_name(s->state), svc_state_name(st));
 	s->state = st;
+	svc_state_changes++;
 	s->since = loop_now();
 	svc_touch(s);
 	deps_touch_neighbors(s);	/* what waits on this state looks again */
@@ -444,18 +447,17 @@ static bool evaluate(struct service *s)
 
 void svc_evaluate_all(void)
 {
-	unsigned n = 0, budget;
+	unsigned budget;
 
 	if (all_dirty) {
 		all_dirty = false;
 		for (struct service *s = services; s; s = s->next)
 			svc_touch(s);
 	}
-	for (struct service *s = services; s; s = s->next)
-		n++;
 	/* Each step settles a service or passes the change on to a neighbour;
-	 * the budget only guards against a rule that would flip forever. */
-	budget = 64 * (n + 1);
+	 * the budget only guards against a rule that would flip forever. No
+	 * walk of every service here: this runs after every event. */
+	budget = 64 * (svc_count() + 1);
 	while (dirty && budget--) {
 		struct service *s = dirty;
 
