@@ -35,21 +35,26 @@ static void readable(struct watch *wt, uint32_t events)
 /* A signal ignored by whoever started droverd would stay ignored in every
  * service (exec keeps SIG_IGN). Put each back to its default once, here,
  * so that a child has only SIGPIPE to reset. The two signals glibc keeps
- * for itself (32, 33) are not visible through sigaction(): they are set to
- * the default with the raw call, whose all-zero argument means SIG_DFL on
- * every architecture. droverd has one thread and never uses them. */
+ * for itself (32, 33) are not visible through sigaction(): they are read
+ * and reset with the raw call. Its structure starts with the handler on
+ * the architectures droverd is built for (on others the check never
+ * matches and they are left alone); all zeros means SIG_DFL everywhere. */
 static void reset_inherited(void)
 {
 	struct sigaction old, dfl = { .sa_handler = SIG_DFL };
-	unsigned long zero[8] = { 0 };
 
 	for (int s = 1; s < NSIG; s++) {
+		unsigned long raw[8] = { 0 }, zero[8] = { 0 };
+
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;
-		if (sigaction(s, NULL, &old) < 0)
+		if (sigaction(s, NULL, &old) == 0) {
+			if (old.sa_handler == SIG_IGN)
+				sigaction(s, &dfl, NULL);
+		} else if (syscall(SYS_rt_sigaction, s, NULL, raw, (NSIG - 1) / 8) == 0 &&
+			   raw[0] == (unsigned long)SIG_IGN) {
 			syscall(SYS_rt_sigaction, s, zero, NULL, (NSIG - 1) / 8);
-		else if (old.sa_handler == SIG_IGN)
-			sigaction(s, &dfl, NULL);
+		}
 	}
 }
 

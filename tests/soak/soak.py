@@ -50,7 +50,7 @@ OPENLOOP_CLASSES = [
     ("timeout", "no response within 10 s"),
     ("error", "other error"),
     ("slow", "request over 2 s"),
-    ("slow_connect", "connect took >= 1 s"),
+    ("slow_connect", "connect >= 1 s, SYN retransmitted"),
 ]
 WRK_CLASSES = [
     ("connect", "connect errors"),
@@ -698,7 +698,8 @@ class Soak:
     # --- measurements --------------------------------------------------------------
     def nstat(self):
         env = dict(os.environ, NSTAT_HISTORY=str(self.dir / "nstat.history"))
-        cp = subprocess.run(["nstat", "-az", "TcpExtListenOverflows", "TcpExtListenDrops"],
+        cp = subprocess.run(["nstat", "-az", "TcpExtListenOverflows", "TcpExtListenDrops",
+                             "TcpExtTCPSynRetrans"],
                             capture_output=True, text=True, env=env)
         vals = {}
         for line in cp.stdout.splitlines():
@@ -783,6 +784,8 @@ class Soak:
                     self.fail(f"open-loop: {label}: {ol[key]} of {n}")
             self.say(f"  (not failures: {ol['ok_over_warn']} ok requests took {ol['warn_ms']:.0f} ms "
                      "or more; see \"note\" lines in timeline.log)")
+            self.say(f"  (not failures: {ol['stalled_connect']} connects took 1 s or more with no SYN "
+                     "retransmitted: the client was not running, see its max scheduling lag)")
             if ol["ok"] + ol["failed"] != n:
                 self.fail("open-loop: classes do not add up")
         if w["requests"] is None or w["responses"] is None:
@@ -822,14 +825,16 @@ class Soak:
                 self.fail(f"only {self.done[k]} of {want[k]} {k} actions ran")
         self.say("")
         self.say("== kernel (nstat -az, delta over the run)")
-        for key in ("TcpExtListenOverflows", "TcpExtListenDrops"):
+        for key in ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPSynRetrans"):
             if key not in nb or key not in na:
                 self.fail(f"nstat did not report {key}")
                 continue
             d = na[key] - nb[key]
             self.say(f"  {key:<26} {d}")
             if d and self.netns:
-                self.fail(f"{key} grew by {d}: a listen queue overflowed (SYNs or handshakes dropped)")
+                self.fail(f"{key} grew by {d}: " + ("a SYN was dropped and sent again"
+                                                    if key == "TcpExtTCPSynRetrans" else
+                                                    "a listen queue overflowed (SYNs or handshakes dropped)"))
         self.say("")
         self.say("== end")
         self.say(f"  load average {os.getloadavg()[0]:.2f} at the end")
