@@ -631,7 +631,6 @@ class Soak:
         self.check_nothing_left()
 
     def check_nothing_left(self):
-        time.sleep(0.2)
         left = self.our_processes()
         strays = []
         for pid in children_of(os.getpid()):
