@@ -417,7 +417,6 @@ void handover_begin(struct conn *client)
 		reply(1, "cannot save droverd's state: %s; nothing changed", err);
 		return;
 	}
-	fcntl(state_fd, F_SETFD, FD_CLOEXEC);
 	if (spawn_new(state_fd, pair[1], err, sizeof(err)) < 0) {
 		close(pair[0]);
 		close(pair[1]);
@@ -503,7 +502,6 @@ static void adopt_orphans(void)
 			free(o);
 			continue;
 		}
-		fcntl(o->pidfd, F_SETFD, FD_CLOEXEC);
 		o->pid = h.draining[i];
 		if (loop_add(&o->w, o->pidfd, EPOLLIN, orphan_exit) < 0) {
 			close(o->pidfd);

@@ -258,9 +258,8 @@ int spawn_process(const struct spawn_req *r, struct spawn_result *res)
 		res->step = c.step;
 		return -1;
 	}
+	/* Either way close-on-exec: the kernel sets it on every pidfd. */
 	res->pidfd = pidfd >= 0 ? pidfd : pidfd_open(pid, 0);
-	if (res->pidfd >= 0)
-		fcntl(res->pidfd, F_SETFD, FD_CLOEXEC);
 	return 0;
 }
 

@@ -216,7 +216,7 @@ int state_save(const struct state_globals *g, bool with_procs, char *err, size_t
 		snprintf(err, len, "the state is too large or out of memory");
 		goto fail;
 	}
-	if ((fd = memfd_create("drover-state", 0)) < 0) {
+	if ((fd = memfd_create("drover-state", MFD_CLOEXEC)) < 0) {
 		snprintf(err, len, "memfd_create: %s", strerror(errno));
 		goto fail;
 	}

@@ -35,7 +35,8 @@ struct state_globals {
 	char sdnotify[108];	/* droverd's own NOTIFY_SOCKET, or "" */
 };
 
-/* Writes the state into a new memfd (not close-on-exec). Every descriptor it
+/* Writes the state into a new memfd, close-on-exec like every descriptor
+ * droverd opens (an exec in place clears the flag). Every descriptor it
  * names has its close-on-exec flag cleared; state_abandon() sets it again
  * if the exec does not happen. Returns the memfd, or -1 with err.
  * Without processes (handover), services still run here are marked held. */

@@ -194,6 +194,7 @@ static void exec_new_image(void)
 		return;
 	}
 	fcntl(old_exe, F_SETFD, 0);
+	fcntl(state_fd, F_SETFD, 0);
 	snprintf(var_state, sizeof(var_state), "DROVER_STATE_FD=%d", state_fd);
 	snprintf(var_exe, sizeof(var_exe), "DROVER_OLD_EXE_FD=%d", old_exe);
 	log_info("upgrade: executing %s", exe_path);
@@ -301,7 +302,6 @@ static bool start_check(char *err, size_t len)
 	if ((state_fd = state_save(&g, !job.handover, err, len)) < 0)
 		return false;
 	state_abandon();
-	fcntl(state_fd, F_SETFD, FD_CLOEXEC);
 	if (devnull < 0 || output_pipe(pipefd) < 0) {
 		snprintf(err, len, "cannot set up the check: %s", strerror(errno));
 		if (devnull >= 0)
