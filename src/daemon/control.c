@@ -1,5 +1,6 @@
 /* control.c - see control.h. */
 #include "control.h"
+#include "droverd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@ enum {
 	IDLE_MS = 10000,
 	OUT_MAX = 32 << 20,
 	FOLLOW_OUT_MAX = 1 << 20,
+	CONN_TRIM_BYTES = 16 << 10,	/* buffers this big: give the memory back after */
 };
 
 static struct watch listener = { .fd = -1 };
@@ -47,6 +49,8 @@ const char *control_path(void)
 
 static void conn_free(struct conn *c)
 {
+	bool big = c->in.cap + c->out.cap > CONN_TRIM_BYTES;
+
 	upgrade_forget_client(c);
 	handover_forget_client(c);
 	for (struct conn **pp = &conns; *pp; pp = &(*pp)->next)
@@ -66,6 +70,8 @@ static void conn_free(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
+	if (big)
+		droverd_trim_memory();
 }
 
 /* Writes what the socket takes; the rest waits for EPOLLOUT. */

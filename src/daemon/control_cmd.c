@@ -108,7 +108,7 @@ static void status_record(struct proto_writer *w, const struct service *s)
 	proto_int(w, "uptime_ms", loop_now() - s->since);
 	proto_int(w, "restarts", s->restarts);
 	proto_str(w, "status", s->status_text);
-	proto_str(w, "reason", s->reason);
+	proto_str(w, "reason", svc_reason(s));
 	proto_int(w, "next_ms", next_event_ms(s));
 	proto_str(w, "last_exit", s->last_status < 0 ? "" : last);
 	proto_int(w, "generation", s->generation);
@@ -149,7 +149,7 @@ static void cmd_status(struct conn *c, int argc, char **argv)
 static int start_outcome(const struct service *s, bool patient, char *why, size_t len, int depth)
 {
 	if (pool_rolling(s)) {
-		snprintf(why, len, "%s is %s", s->conf->name, s->reason);
+		snprintf(why, len, "%s is %s", s->conf->name, svc_reason(s));
 		return 0;
 	}
 	if (deps_is_up(s))
@@ -157,7 +157,7 @@ static int start_outcome(const struct service *s, bool patient, char *why, size_
 	if (s->state == ST_FAILED || (s->state == ST_BACKOFF && !patient) ||
 	    (!s->want && s->state == ST_STOPPED)) {
 		snprintf(why, len, "%s is %s: %s", s->conf->name, svc_state_name(s->state),
-			 s->reason[0] ? s->reason : "stopped");
+			 s->reason ? s->reason : "stopped");
 		return -1;
 	}
 	if (s->state == ST_STARTING && depth < 64)
@@ -198,7 +198,7 @@ static bool wait_done(struct conn *c, bool timed_out)
 		if (r == 0) {
 			pending++;
 			snprintf(why, sizeof(why), "%s is %s%s%s", s->conf->name, svc_state_name(s->state),
-				 s->reason[0] ? ": " : "", s->reason);
+				 s->reason ? ": " : "", svc_reason(s));
 		}
 	}
 	if (!pending) {

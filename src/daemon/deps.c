@@ -109,8 +109,8 @@ static void push(struct service *s, const char *reason, unsigned stamp)
 	s->push_stamp = stamp;
 	s->want = false;
 	if (reason) {
-		snprintf(s->reason, sizeof(s->reason), "%s", reason);
-		snprintf(s->stop_cause, sizeof(s->stop_cause), "%s", reason);
+		svc_set_reason(s, "%s", reason);
+		svc_set_stop_cause(s, reason);
 	}
 	snprintf(why, sizeof(why), "stopped because %s stopped", s->conf->name);
 	svc_index();

@@ -24,6 +24,9 @@ struct conf *droverd_conf(void);
 void droverd_set_conf(struct conf *c);
 const char *droverd_conf_path(void);
 void droverd_set_conf_path(const char *path);
+/* After a burst of short-lived memory (a configuration read, a large
+ * control reply): hand the freed pages back to the kernel. */
+void droverd_trim_memory(void);
 /* What the signalfd delivers (sig.h). */
 void droverd_on_signal(int sig);
 int droverd_exit_code(void);

@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 		current = load_or_die(check_only);
 		droverd_set_conf(current);
 		droverd_start(control_override, NULL);
+		droverd_trim_memory();	/* the parser's working memory */
 		log_info("droverd %s started (pid %d), %d services from %s, control socket %s",
 			 DROVER_VERSION, (int)getpid(), current->nsvcs, droverd_conf_path(), control_path());
 	}

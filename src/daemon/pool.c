@@ -315,7 +315,7 @@ static void pool_state(struct service *s)
 	} else if (workers(pl) > 0 || pl->rolling) {
 		svc_set_state(s, ST_READY);
 		if (!throttled(pl) && !pl->rolling)
-			s->reason[0] = '\0';
+			svc_clear_reason(s);
 	}
 }
 
@@ -528,7 +528,7 @@ void pool_start(struct service *s)
 	listen_set_nonblocking(s, s->conf->mode == MODE_ACCEPT);
 	if (s->conf->mode == MODE_ACCEPT) {
 		svc_set_state(s, ST_READY);
-		s->reason[0] = '\0';
+		svc_clear_reason(s);
 		watch_listeners(s, pl->running < s->conf->max_procs);
 		return;
 	}

@@ -124,6 +124,7 @@ int reload_run(struct reload_result *w, struct conf_errors *errs)
 		apply_one(c->svcs[i], c, w, &t);
 	droverd_set_conf(c);
 	conf_release(c);
+	droverd_trim_memory();	/* the parser's working memory */
 	/* New requirements of services that are up are wanted too. */
 	for (struct service *s = services; s; s = s->next)
 		if (s->want)

@@ -164,6 +164,8 @@ void svc_free(struct service *s)
 	listen_close(s);
 	svclog_free(s);
 	free(s->status_text);
+	free(s->reason);
+	free(s->stop_cause);
 	conf_release(s->owner);
 	free(s);
 }
@@ -179,7 +181,7 @@ int svc_start(struct service *s, char *err, size_t len)
 		s->since = loop_now();
 	}
 	deps_pull_up(s);
-	s->stop_cause[0] = '\0';
+	svc_set_stop_cause(s, "");
 	/* Pulled-in requirements that failed get their retry too. */
 	for (struct service *d = services; d; d = d->next)
 		if (d->want && (d->state == ST_FAILED || d->state == ST_BACKOFF)) {

@@ -83,8 +83,8 @@ struct service {
 	int64_t next_attempt;	/* backoff: when */
 	int last_status;	/* wait status of the last exit, -1 none */
 	char *status_text;	/* STATUS= from the service */
-	char reason[200];	/* why it failed / waits / stopped */
-	char stop_cause[200];	/* why it was asked to stop, shown once stopped */
+	char *reason;		/* why it failed / waits / stopped; NULL: none */
+	char *stop_cause;	/* why it was asked to stop, shown once stopped */
 	struct proc *procs;
 	int nprocs;
 	struct timer t_restart;	/* backoff */
@@ -169,6 +169,13 @@ void svc_end(struct service *s, enum svc_state st, const char *why);
 extern unsigned long svc_state_changes;	/* bumped by every svc_set_state() */
 void svc_set_state(struct service *s, enum svc_state st);
 void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The reason shown in status ("" for none); clear it; the stop cause. A
+ * reason is at most SVC_REASON_MAX - 1 bytes, longer ones are cut. The
+ * strings live on the heap only while set: most services have none. */
+#define SVC_REASON_MAX 200
+const char *svc_reason(const struct service *s);
+void svc_clear_reason(struct service *s);
+void svc_set_stop_cause(struct service *s, const char *why);
 /* Upgrade hand-over: re-arm the timers a service had (-1: not armed). */
 void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at, int64_t watchdog_at,
 			bool sched);

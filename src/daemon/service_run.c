@@ -60,16 +60,47 @@ void svc_set_state(struct service *s, enum svc_state st)
 	deps_touch_neighbors(s);	/* what waits on this state looks again */
 }
 
+/* Replace *slot by a copy of text, NULL when text is empty. On no memory
+ * the old text stays: a stale reason beats none. */
+static void set_text(char **slot, const char *text)
+{
+	char *copy = NULL;
+
+	if (text[0] && !(copy = strdup(text)))
+		return;
+	free(*slot);
+	*slot = copy;
+}
+
 void svc_set_reason(struct service *s, const char *fmt, ...)
 {
-	char text[sizeof(s->reason)];
+	char text[SVC_REASON_MAX];
 	va_list ap;
 
 	/* Through a copy: an argument may be s->reason itself. */
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	memcpy(s->reason, text, sizeof(text));
+	set_text(&s->reason, text);
+}
+
+const char *svc_reason(const struct service *s)
+{
+	return s->reason ? s->reason : "";
+}
+
+void svc_clear_reason(struct service *s)
+{
+	free(s->reason);
+	s->reason = NULL;
+}
+
+void svc_set_stop_cause(struct service *s, const char *why)
+{
+	char text[SVC_REASON_MAX];
+
+	snprintf(text, sizeof(text), "%s", why);
+	set_text(&s->stop_cause, text);
 }
 
 #define SVC_OF(t, field) ((struct service *)((char *)(t) - offsetof(struct service, field)))
@@ -102,7 +133,7 @@ static void cancel_timers(struct service *s)
  * service takes droverd down with its exit status. */
 void svc_end(struct service *s, enum svc_state st, const char *reason)
 {
-	char why[sizeof(s->reason)];
+	char why[SVC_REASON_MAX];
 
 	snprintf(why, sizeof(why), "%s", reason);	/* it may be s->reason itself */
 	cancel_timers(s);
@@ -131,7 +162,7 @@ void svc_failed(struct service *s, const char *reason, bool clean, int64_t uptim
 {
 	const struct svc_conf *c = s->conf;
 	bool again = c->restart == RESTART_ALWAYS || (c->restart == RESTART_ON_FAILURE && !clean);
-	char delay[32], why[sizeof(s->reason)];
+	char delay[32], why[SVC_REASON_MAX];
 	int64_t d;
 
 	snprintf(why, sizeof(why), "%s", reason);	/* it may be s->reason itself */
@@ -165,7 +196,7 @@ static void ready_timeout(struct timer *t)
 	log_warn("%s: not ready within %s: stopping it", s->conf->name, d);
 	svc_set_reason(s, "not ready within %s", d);
 	s->fail_pending = true;
-	svc_begin_stop(s, s->reason);
+	svc_begin_stop(s, svc_reason(s));
 }
 
 static void watchdog_timeout(struct timer *t)
@@ -190,7 +221,7 @@ static void became_ready(struct service *s, struct proc *p)
 	p->ready = true;
 	timer_cancel(&s->t_ready);
 	svc_set_state(s, ST_READY);
-	s->reason[0] = '\0';
+	svc_clear_reason(s);
 	if (s->conf->watchdog)
 		timer_after(&s->t_watchdog, s->conf->watchdog, watchdog_timeout);
 }
@@ -217,7 +248,7 @@ static void start_main(struct service *s)
 		return;
 	}
 	log_info("%s: started, pid %d", s->conf->name, (int)p->pid);
-	s->reason[0] = '\0';
+	svc_clear_reason(s);
 	if (s->conf->ready == READY_NONE) {
 		became_ready(s, p);
 		return;
@@ -321,7 +352,7 @@ static void try_start(struct service *s)
 		start_main(s);
 		return;
 	case MODE_TIMER:
-		s->reason[0] = '\0';
+		svc_clear_reason(s);
 		svc_set_state(s, ST_WAITING);
 		sched_arm(s);
 		return;
@@ -386,7 +417,7 @@ static void eval_up(struct service *s)
 static void stopped(struct service *s)
 {
 	svc_set_state(s, ST_STOPPED);
-	if (s->stop_cause[0])
+	if (s->stop_cause)
 		svc_set_reason(s, "%s", s->stop_cause);
 	pool_release(s);
 }
@@ -420,7 +451,7 @@ static void eval_down(struct service *s)
 		svc_set_reason(s, "%s", why);
 		return;
 	}
-	svc_begin_stop(s, s->reason[0] ? s->reason : "stopping");
+	svc_begin_stop(s, s->reason ? s->reason : "stopping");
 }
 
 /* Evaluates one service; true when what its neighbours can see changed
@@ -492,7 +523,7 @@ static void main_exited(struct service *s, struct proc *p, int status)
 		log_info("%s: pid %d %s", s->conf->name, (int)p->pid, what);
 		if (s->fail_pending) {
 			s->fail_pending = false;
-			svc_failed(s, s->reason, false, uptime);
+			svc_failed(s, svc_reason(s), false, uptime);
 		}
 		return;
 	}

@@ -113,7 +113,7 @@ static void save_service(struct buf *b, struct service *s, bool with_procs)
 	put_int(b, "sched", timer_armed(&s->t_sched));
 	put_int(b, "held", !with_procs && handover_must_hold(s));
 	put_str(b, "status", s->status_text);
-	put_str(b, "reason", s->reason);
+	put_str(b, "reason", svc_reason(s));
 	buf_addc(b, '\n');
 	for (int i = 0; i < s->nlis; i++) {
 		if (s->lis[i].fd < 0)
@@ -420,7 +420,7 @@ struct saved_service {
 	long long gen, state, want, restarts, failures, since, next_attempt, last_status, demand,
 		listen_failed, fail_pending, next_every, last_every, next_at, restart_at, ready_at,
 		watchdog_at, sched, held;
-	char status[1024], reason[200];
+	char status[1024], reason[SVC_REASON_MAX];
 };
 
 static const char *apply_service(const struct record *r, struct service *s, bool dry)
@@ -460,7 +460,7 @@ static const char *apply_service(const struct record *r, struct service *s, bool
 	s->next_at = (time_t)v.next_at;
 	s->held = v.held;
 	s->status_text = v.status[0] ? strdup(v.status) : NULL;
-	snprintf(s->reason, sizeof(s->reason), "%s", v.reason);
+	svc_set_reason(s, "%s", v.reason);
 	svc_restore_timers(s, v.restart_at, v.ready_at, v.watchdog_at, v.sched);
 	return NULL;
 }

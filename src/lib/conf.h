@@ -106,12 +106,22 @@ struct svc_conf {
 	int nconfig_files;
 	bool critical;
 
-	/* Each key's text as written, for the reload diff: one string per
-	 * key index, repeatable keys joined by '\n'. NULL when not given.
-	 * key_line: where each key was (first) set, for messages. */
-	const char **raw;
-	int *key_line;
+	/* The keys given, as written, for the reload diff and for messages:
+	 * only those set (a service sets few of the keys), see conf_raw(). */
+	struct conf_raw *raw;
 };
+
+/* One key given in a [service] section: its text (a repeatable key's
+ * values joined by '\n') and the line where it was first set. */
+struct conf_raw {
+	struct conf_raw *next;
+	int idx;		/* key index, as conf_key_find() gives */
+	int line;
+	const char *text;
+};
+
+/* The key with index idx of s as written, or NULL when it was not given. */
+const struct conf_raw *conf_raw(const struct svc_conf *s, int idx);
 
 struct conf {
 	struct arena arena;

@@ -66,11 +66,11 @@ static void svc_error(struct parse *p, const struct svc_conf *s, const char *key
 static void svc_error(struct parse *p, const struct svc_conf *s, const char *key,
 		      const char *hint, const char *fmt, ...)
 {
-	int idx = key ? key_index(key) : -1;
+	const struct conf_raw *r = key ? conf_raw(s, key_index(key)) : NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	svc_error_at(p, s, idx >= 0 && s->key_line[idx] ? s->key_line[idx] : s->line, hint, fmt, ap);
+	svc_error_at(p, s, r ? r->line : s->line, hint, fmt, ap);
 	va_end(ap);
 }
 

@@ -39,7 +39,9 @@ enum conf_change conf_compare(const struct svc_conf *a, const struct svc_conf *b
 	for (int i = 0; i < conf_nkeys; i++) {
 		if (conf_keys[i].scope != SCOPE_SERVICE)
 			continue;
-		if (!same_text(a->raw[idx], b->raw[idx])) {
+		const struct conf_raw *ra = conf_raw(a, idx), *rb = conf_raw(b, idx);
+
+		if (!same_text(ra ? ra->text : NULL, rb ? rb->text : NULL)) {
 			if (conf_keys[i].flags & K_PROC)
 				return CHANGE_REPLACE;
 			live = true;

@@ -164,8 +164,7 @@ static void start_service(struct parse *p, const char *name)
 	}
 	s = arena_alloc(&p->c->arena, sizeof(*s));
 	slot = conf_push(p, &p->c->svcs, &p->c->nsvcs, sizeof(struct svc_conf *));
-	if (!s || !slot || !(s->raw = arena_alloc(&p->c->arena, sizeof(char *) * (size_t)conf_nkeys)) ||
-	    !(s->key_line = arena_alloc(&p->c->arena, sizeof(int) * (size_t)conf_nkeys))) {
+	if (!s || !slot) {
 		p->sec = SEC_BAD;
 		return;
 	}
@@ -232,24 +231,38 @@ static bool check_duplicate(struct parse *p, const struct keydef *k, int idx, co
 	return true;
 }
 
+const struct conf_raw *conf_raw(const struct svc_conf *s, int idx)
+{
+	for (const struct conf_raw *r = s->raw; r; r = r->next)
+		if (r->idx == idx)
+			return r;
+	return NULL;
+}
+
 static void remember_raw(struct parse *p, int idx, const char *value)
 {
-	const char *old = p->svc->raw[idx];
+	struct conf_raw *r = (struct conf_raw *)conf_raw(p->svc, idx);
 	struct arena *a = &p->c->arena;
 
-	if (!old) {
-		p->svc->raw[idx] = arena_strdup(a, value);
+	if (!r) {
+		if (!(r = arena_alloc(a, sizeof(*r))))
+			return;
+		r->idx = idx;
+		r->line = p->line;
+		r->text = arena_strdup(a, value);
+		r->next = p->svc->raw;
+		p->svc->raw = r;
 	} else {
-		size_t lo = strlen(old), lv = strlen(value);
+		size_t lo = strlen(r->text), lv = strlen(value);
 		char *s = arena_alloc(a, lo + lv + 2);
 
 		if (s) {
-			memcpy(s, old, lo);
+			memcpy(s, r->text, lo);
 			s[lo] = '\n';
 			memcpy(s + lo + 1, value, lv);
 			s[lo + 1 + lv] = '\0';
 		}
-		p->svc->raw[idx] = s;
+		r->text = s;
 	}
 }
 
@@ -286,8 +299,6 @@ static void parse_assignment(struct parse *p, char *line)
 		return;
 	if (p->sec == SEC_SERVICE) {
 		p->svc->keys_set |= 1ULL << idx;
-		if (!p->svc->key_line[idx])
-			p->svc->key_line[idx] = p->line;
 		remember_raw(p, idx, value);
 	}
 	if ((reason = k->set(p, value)))

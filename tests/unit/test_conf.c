@@ -161,10 +161,12 @@ static struct svc_conf *svc(struct conf *c, const char *name)
 
 static const char *raw(const struct svc_conf *s, const char *key)
 {
+	const struct conf_raw *r;
 	int idx = -1;
 
 	assert_non_null(conf_key_find(key, SCOPE_SERVICE, &idx));
-	return s->raw[idx];
+	r = conf_raw(s, idx);
+	return r ? r->text : NULL;
 }
 
 static uint64_t fnv1a(const char *s)
