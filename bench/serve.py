@@ -6,7 +6,9 @@ Measures, and prints as tables with ratios:
   1. accept mode vs xinetd: one process per connection, the same tiny C
      handler (bench/inetd_hello.c) behind droverd (mode = accept) and behind
      xinetd (wait = no); client `ab -n N -c 16` (no keep-alive: one request
-     per connection). Connections per second and p99 latency;
+     per connection). Connections per second and p99 latency; beside them
+     bench/bare_inetd.c, a minimal master that only accepts and calls
+     posix_spawn, and the bound the handler's own cost sets on the ratio;
   2. prefork: examples/hello-worker under `wrk -t2 -c64 -d10s --latency`,
      64 workers behind droverd (mode = prefork) vs the same binary run by
      hand (`hello-worker --listen PORT --procs 64`). Requests per second and
@@ -31,6 +33,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -228,6 +231,21 @@ service drover-bench
         return self
 
 
+class Bare(Server):
+    """bench/bare_inetd.c: accept, posix_spawn, nothing else. The best a
+    master could do here with this handler."""
+
+    name = "bare"
+
+    def __init__(self, procs, workdir, exe, port, handler):
+        super().__init__(procs, workdir)
+        self.argv = [str(exe), str(port), str(handler)]
+
+    def launch(self):
+        self.popen = self.procs.start(self.argv, self.log)
+        return self
+
+
 class Standalone(Server):
     """hello-worker --listen PORT --procs N: the ceiling for prefork."""
 
@@ -255,13 +273,22 @@ class Standalone(Server):
 # ---------------------------------------------------------------- clients
 
 
+def children_cpu_ms():
+    """CPU time (user + system, ms) of the children this process has reaped."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000
+
+
 def run_ab(port, n, conc):
     """ab, no keep-alive: every request is a new connection. Returns a dict:
-    rate (per second), p50/p99/max (ms), failed, complete, secs."""
+    rate (per second), p50/p99/max (ms), failed, complete, secs, client_ms
+    (ab's own CPU per connection, ms)."""
     argv = [AB, "-q", "-r", "-s", "30", "-n", str(n), "-c", str(conc),
             f"http://127.0.0.1:{port}/"]
+    c0 = children_cpu_ms()
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=n / 100 + CLIENT_SLACK)
+    client_ms = (children_cpu_ms() - c0) / max(n, 1)
     out = r.stdout
 
     def field(label, conv=float, default=None):
@@ -279,7 +306,7 @@ def run_ab(port, n, conc):
         raise BenchError(f"ab: no percentiles in its output:\n{out[-1500:]}{r.stderr[-500:]}")
     return {"rate": field("Requests per second"), "complete": field("Complete requests", int),
             "failed": field("Failed requests", int) + field("Non-2xx responses", int, 0),
-            "secs": field("Time taken for tests"),
+            "secs": field("Time taken for tests"), "client_ms": client_ms,
             "p50": pct[50], "p99": pct[99], "max": pct[100]}
 
 
@@ -314,7 +341,7 @@ def run_wrk(port, seconds):
 def accept_phase(procs, tmp, handler, opts):
     """Rounds of ab against droverd and xinetd (order alternating). Returns
     {name: [result dicts]} with master CPU added to each."""
-    dport, xport = free_port(), free_port()
+    dport, xport, bport = free_port(), free_port(), free_port()
     servers = []
     res = {}
     try:
@@ -328,13 +355,16 @@ max_procs = {ACCEPT_MAX_PROCS}
         if opts.have_xinetd:
             x = Xinetd(procs, tmp / "accept-xinetd", xport, handler).launch()
             servers.append((x, xport))
+        b = Bare(procs, tmp / "accept-bare", opts.bare_inetd, bport, handler).launch()
+        servers.append((b, bport))
         for srv, port in servers:
             common.wait_until(lambda: answers(port, HELLO), UP_TIMEOUT,
                               f"{srv.name} to answer on port {port}", interval=0.05,
                               on_poll=srv.check_alive)
             run_ab(port, min(1000, opts.requests), ACCEPT_CONC)          # warm-up
         for rnd in range(opts.reps):
-            order = servers if rnd % 2 == 0 else servers[::-1]
+            # rotate, so that a drift in the machine's load is shared
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for srv, port in order:
                 c0 = cpu_ticks(srv.popen.pid)
                 out = run_ab(port, opts.requests, ACCEPT_CONC)
@@ -530,39 +560,47 @@ def verdict(ok):
 def report_accept(res, opts):
     print(f"1. accept mode vs xinetd: a process per connection (bench/inetd_hello.c), "
           f"ab -n {opts.requests} -c {ACCEPT_CONC}, no keep-alive")
-    d = res.get("droverd")
-    x = res.get("xinetd")
+    rate = {name: med([r["rate"] for r in rs]) for name, rs in res.items()}
+    p99 = {name: med([r["p99"] for r in rs]) for name, rs in res.items()}
+    cpu = {name: (med([r["self_ms"] for r in rs]) + med([r["kids_ms"] for r in rs])) / 1000
+           for name, rs in res.items()}
+    x = "xinetd" in res
     rows = []
     for name, rs in res.items():
-        rate = med([r["rate"] for r in rs])
-        p99 = med([r["p99"] for r in rs])
-        vs = ((f"{med([r['rate'] for r in d]) / rate:.2f}x",
-               f"{med([r['p99'] for r in d]) / p99:.2f}x") if d and name != "droverd"
-              else ("", ""))
-        rows.append((name, f"{rate:.0f}", f"{min(r['rate'] for r in rs):.0f}",
+        vs = ((f"{rate[name] / rate['xinetd']:.2f}x", f"{p99[name] / p99['xinetd']:.2f}x")
+              if x and name != "xinetd" else ("", ""))
+        rows.append((name, f"{rate[name]:.0f}", f"{min(r['rate'] for r in rs):.0f}",
                      f"{max(r['rate'] for r in rs):.0f}", ms(med([r['p50'] for r in rs])),
-                     ms(p99), ms(max(r["max"] for r in rs)), sum(r["failed"] for r in rs),
+                     ms(p99[name]), ms(max(r["max"] for r in rs)), sum(r["failed"] for r in rs),
                      f"{med([r['self_ms'] for r in rs]):.0f}",
                      f"{med([r['kids_ms'] for r in rs]):.0f}", *vs))
     table(("server", "conn/s", "min", "max", "p50", "p99", "worst", "failed",
-           "master CPU ms/1k conn", "handlers CPU ms/1k conn", "droverd/xinetd rate",
-           "droverd/xinetd p99"), rows)
+           "master CPU ms/1k conn", "handlers CPU ms/1k conn", "rate / xinetd's",
+           "p99 / xinetd's"), rows)
     print("(median of the runs; p50, p99 from ab, whole milliseconds; worst = longest "
           "request of all runs; CPU from /proc/PID/stat: the master's own, and that of the "
-          "handlers it reaped)")
-    if d and x:
-        rr = med([r["rate"] for r in d]) / med([r["rate"] for r in x])
-        pr = med([r["p99"] for r in d]) / med([r["p99"] for r in x])
+          "handlers it reaped;\n bare = bench/bare_inetd.c: accept and glibc's posix_spawn, "
+          "no limits, no accounting: a minimal master)")
+    if x and "droverd" in res:
+        rr = rate["droverd"] / rate["xinetd"]
+        pr = p99["droverd"] / p99["xinetd"]
         print(f"target: droverd >= {TARGET_ACCEPT_RATE}x xinetd's connections/s: {rr:.2f}x, "
               f"{verdict(rr >= TARGET_ACCEPT_RATE)}")
         print(f"target: droverd's p99 no worse than xinetd's: {pr:.2f}x "
-              f"({ms(med([r['p99'] for r in d]))} vs {ms(med([r['p99'] for r in x]))}), "
-              f"{verdict(pr <= 1.0)}")
-        cd = (med([r["self_ms"] for r in d]) + med([r["kids_ms"] for r in d])) / 1000
-        cx = (med([r["self_ms"] for r in x]) + med([r["kids_ms"] for r in x])) / 1000
-        print(f"CPU per connection, master + handlers: droverd {cd:.2f} ms, xinetd {cx:.2f} ms "
-              f"(xinetd/droverd {cx / cd:.2f}x): with the CPUs\n  saturated by the benchmark "
-              f"alone, droverd/xinetd's rate tends to that ratio")
+              f"({ms(p99['droverd'])} vs {ms(p99['xinetd'])}), {verdict(pr <= 1.0)}")
+        print("CPU per connection, master + handlers: " +
+              ", ".join(f"{name} {c:.2f} ms" for name, c in cpu.items()) +
+              ";\n  with the CPUs saturated by the benchmark, the rates follow these costs")
+        hd = med([r["kids_ms"] for r in res["droverd"]]) / 1000
+        ab = med([r["client_ms"] for rs in res.values() for r in rs])
+        print(f"bound: ab itself used {ab:.2f} ms CPU per connection. Were droverd's master "
+              f"free, its handlers alone\n  ({hd:.2f} ms) would still cap droverd/xinetd's "
+              f"rate near (xinetd {cpu['xinetd']:.2f} + ab {ab:.2f}) / (handlers {hd:.2f} "
+              f"+ ab {ab:.2f}) = {(cpu['xinetd'] + ab) / (hd + ab):.2f}x on this machine\n"
+              f"  (an estimate: the kernel's TCP work on the loopback is in nobody's CPU time)")
+        if "bare" in res:
+            print(f"the bare master reaches {rate['bare'] / rate['xinetd']:.2f}x xinetd's rate; "
+                  f"droverd {rate['droverd'] / rate['bare']:.2f}x the bare master's")
     print()
 
 
@@ -681,6 +719,9 @@ def prerequisites(opts, tmp):
     subprocess.run(cc + ["-I", str(REPO / "src" / "libdrover"), "-o", str(worker),
                          str(BENCH / "slow_worker.c"), str(opts.build / "libdrover.a")],
                    check=True, timeout=120)
+    opts.bare_inetd = tmp / "bare_inetd"
+    subprocess.run(cc + ["-o", str(opts.bare_inetd), str(BENCH / "bare_inetd.c")], check=True,
+                   timeout=120)
     opts.have_xinetd = os.access(XINETD, os.X_OK)
     for tool, path, what in (("xinetd", XINETD, "droverd is measured alone"),
                              ("ab", AB, "section 1 is left out"),

@@ -67,20 +67,24 @@ CHILD static void child_signals(void)
 	sigaction(SIGPIPE, &dfl, NULL);
 }
 
-/* Moves every wanted descriptor above the target range first, so that no
- * dup2 overwrites a source that is still needed; then places them. The
- * copies made by dup2 are not close-on-exec; everything else is closed at
- * exec (kernels before 5.11: closed here). */
+/* A source inside the target range 0..nfds-1 could be overwritten by the
+ * dup2 of another slot: those move above the range first. Then each slot
+ * gets its descriptor; dup2's copies are not close-on-exec, and a source
+ * already in its own slot has the flag cleared instead. Everything else is
+ * closed at exec (kernels before 5.11: closed here). */
 CHILD static void child_fds(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
-	int tmp[FDS_MAX];
+	int src[FDS_MAX];
 
-	for (int i = 0; i < r->nfds; i++)
-		if ((tmp[i] = fcntl(r->fds[i], F_DUPFD_CLOEXEC, r->nfds)) < 0)
+	for (int i = 0; i < r->nfds; i++) {
+		src[i] = r->fds[i];
+		if (src[i] < r->nfds && src[i] != i &&
+		    (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, r->nfds)) < 0)
 			child_fail(c, "dup");
+	}
 	for (int i = 0; i < r->nfds; i++)
-		if (dup2(tmp[i], i) < 0)
+		if (src[i] == i ? fcntl(i, F_SETFD, 0) < 0 : dup2(src[i], i) < 0)
 			child_fail(c, "dup2");
 	/* Marking the rest close-on-exec costs a few bit operations; the
 	 * kernel then closes them during execve, after droverd has resumed,
