@@ -282,19 +282,26 @@ static void conn_event(struct watch *w, uint32_t events)
 		conn_readable(c);
 }
 
+/* The peer's supplementary groups: most fit the small array; for more,
+ * the kernel says how many bytes it needs (ERANGE), and they go on the
+ * heap (up to NGROUPS_MAX, 256 KB, which is no stack frame to make). */
 static bool in_group(int fd, gid_t gid, gid_t primary)
 {
-	gid_t groups[NGROUPS_MAX];
-	socklen_t len = sizeof(groups);
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
 
 	if (primary == gid)
 		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return false;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0 &&
+	    (errno != ERANGE || !(groups = malloc(len)) ||
+	     getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0))
+		len = 0;
+	for (size_t i = 0; i < len / sizeof(gid_t) && !found; i++)
+		found = groups[i] == gid;
+	if (groups != small)
+		free(groups);
+	return found;
 }
 
 static bool authorized(struct conn *c, const struct ucred *cr)

@@ -143,6 +143,22 @@ def test_control_group_supplementary_member_allowed(pubdir, droverd):
     assert d.state("web") == "ready"
 
 
+def test_control_group_member_with_many_groups_allowed(pubdir, droverd):
+    """More supplementary groups than droverd's first buffer holds (64):
+    the group that matters comes last, and is still found."""
+    d, before = start_public(droverd, pubdir, f"[drover]\ncontrol_group = {USERS}\n" + SERVICES)
+    many = [g for g in range(61000, 61300) if g != USERS_GID]
+    r = nobody(d, "stop", "web", groups=many + [USERS_GID])
+    assert (r.rc, r.out, r.err) == (0, "", ""), r
+    assert d.state("web") == "stopped"
+    assert snapshot(d)["db"] == before["db"]
+    os.chmod(d.sock, 0o666)
+    r = nobody(d, "start", "web", groups=many)
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err.startswith("drover: permission denied: uid 65534 may not control droverd"), r
+    assert d.state("web") == "stopped"
+
+
 def test_control_group_primary_group_allowed(pubdir, droverd):
     d, _ = start_public(droverd, pubdir, "[drover]\ncontrol_group = nogroup\n" + SERVICES)
     r = nobody(d, "status", "db", "--json")
