@@ -673,6 +673,8 @@ def header(opts):
           f"{pkg_version('apache2-utils')}), wrk {pkg_version('wrk')}")
     print(f"  {opts.reps} run(s) of each, interleaved (median shown); ab -n {opts.requests}; "
           f"wrk {opts.duration:g} s")
+    if opts.busy:
+        print(f"  {opts.busy} busy loop(s) running beside the servers for the whole run (--busy)")
     print()
 
 
@@ -690,6 +692,9 @@ def parse_args():
                     help="wrk -d: seconds per prefork run (default 10; --quick 3)")
     ap.add_argument("--only", default="accept,prefork,growth",
                     help="comma-separated sections to run (default all: accept,prefork,growth)")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="run N busy loops (sh -c 'while :; do :; done') beside the servers "
+                         "for the whole run: a machine with other work (default 0)")
     ap.add_argument("--build", type=Path, default=REPO / "build-bench",
                     help="directory with droverd, drover, libdrover.a and examples/ "
                          "(default build-bench; built with make when missing)")
@@ -700,8 +705,8 @@ def parse_args():
     o.duration = o.duration or (3.0 if o.quick else 10.0)
     o.only = set(o.only.split(","))
     o.build = o.build.resolve()
-    if o.reps < 1 or o.requests < 100 or o.duration < 1:
-        ap.error("reps must be >= 1, requests >= 100, duration >= 1")
+    if o.reps < 1 or o.requests < 100 or o.duration < 1 or not 0 <= o.busy <= 64:
+        ap.error("reps must be >= 1, requests >= 100, duration >= 1, busy 0 to 64")
     if not o.only <= {"accept", "prefork", "growth"}:
         ap.error("--only takes accept, prefork, growth")
     return o
@@ -739,6 +744,10 @@ def prerequisites(opts, tmp):
 def run(opts, procs, tmp):
     handler, worker = prerequisites(opts, tmp)
     header(opts)
+    # Other work on the machine: spared by every server's stop (they are
+    # running), stopped by PID with everything else when the run ends.
+    for i in range(opts.busy):
+        procs.start(["/bin/sh", "-c", "while :; do :; done"], tmp / f"busy{i}.log")
     acc = pre = grow = None
     if "accept" in opts.only:
         acc = accept_phase(procs, tmp, handler, opts)

@@ -8,15 +8,19 @@
 #include "launch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
+#include "loop.h"
 #include "output.h"
 #include "proc.h"
 #include "reap.h"
@@ -189,6 +193,50 @@ static struct proc *record(struct service *s, const struct spawn_result *res, in
 	return p;
 }
 
+void launch_settle(struct proc *p)
+{
+	char why[300];
+	int r;
+
+	if (!p->spawning || (r = spawn_pending_outcome(p->spawning, why, sizeof(why))) == 1)
+		return;
+	loop_del(&p->w_spawn);
+	spawn_pending_free(p->spawning);
+	p->spawning = NULL;
+	if (r < 0 && p->svc && p->spawn_failed)
+		p->spawn_failed(p->svc, why);
+}
+
+static void spawn_event(struct watch *w, uint32_t events)
+{
+	(void)events;
+	launch_settle((struct proc *)((char *)w - offsetof(struct proc, w_spawn)));
+}
+
+/* Started detached: watch for the outcome. Should the watch fail, the
+ * reaper settles it at the exit. */
+static void watch_outcome(struct proc *p, struct spawn_pending *pd, const struct launch_opts *o)
+{
+	p->spawning = pd;
+	p->spawn_failed = o->spawn_failed;
+	loop_add(&p->w_spawn, spawn_pending_fd(pd), EPOLLIN, spawn_event);
+}
+
+/* Could not be recorded (no memory): the child was killed; its memory is
+ * freed once it is gone, which SIGKILL makes a matter of moments. The one
+ * place droverd waits on a child, and only when out of memory. */
+static void orphan_pending(struct spawn_pending *pd, pid_t pid)
+{
+	char why[8];
+	int fd = spawn_pending_fd(pd);
+
+	kill(pid, SIGKILL);	/* before its setsid, the group kill misses it */
+	fcntl(fd, F_SETFL, 0);
+	while (spawn_pending_outcome(pd, why, sizeof(why)) == 1)
+		;
+	spawn_pending_free(pd);
+}
+
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len)
 {
 	const struct svc_conf *c = s->conf;
@@ -197,7 +245,9 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	struct env e = { 0 };
 	struct spawn_req r = { .argv = c->argv, .dir = c->chdir, .umask = c->umask };
 	struct spawn_result res;
+	struct spawn_pending *pd = NULL;
 	struct proc *p = NULL;
+	int rc;
 
 	if (output_pipe(pipefd) < 0) {
 		snprintf(err, len, "cannot create an output pipe: %s", strerror(errno));
@@ -221,7 +271,8 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 		r.limit[i] = c->has_limit[i] ? &c->limit[i] : NULL;
 	if (!r.limit[LIM_NOFILE])
 		r.limit[LIM_NOFILE] = &child_nofile;
-	if (spawn_process(&r, &res) < 0) {
+	rc = o->spawn_failed ? spawn_detached(&r, &res, &pd) : spawn_process(&r, &res);
+	if (rc < 0) {
 		spawn_describe_error(&r, &res, err, len);
 		goto out;
 	}
@@ -229,6 +280,10 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	pipefd[1] = -1;
 	p = record(s, &res, pipefd[0]);
 	pipefd[0] = -1;
+	if (p && pd)
+		watch_outcome(p, pd, o);
+	else if (pd)
+		orphan_pending(pd, res.pid);
 	if (!p)
 		snprintf(err, len, "out of memory recording pid %d; it was killed", (int)res.pid);
 out:

@@ -18,10 +18,17 @@ struct launch_opts {
 	const char *const *extra_env;	/* accept: REMOTE_ADDR=... */
 	int nextra;
 	bool no_listeners;		/* accept: the handler gets the connection only */
+	/* Do not wait for the exec (spawn_detached): a step that fails is
+	 * told to spawn_failed later, before the process's exit is. */
+	void (*spawn_failed)(struct service *s, const char *why);
 };
 
 /* The process, recorded in s->procs; NULL with a reason in err. */
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len);
+
+/* A detached start's outcome, if it is known now: frees what it held and
+ * reports a failure. The reaper calls it before handling an exit. */
+void launch_settle(struct proc *p);
 
 /* Set once at start-up. */
 void launch_init(const struct rlimit *nofile_for_children, int devnull);

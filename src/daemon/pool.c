@@ -411,6 +411,19 @@ static bool rate_allows(struct service *s)
 	return false;
 }
 
+/* A handler that never reached its exec served nothing. The service may
+ * have stopped accepting (and dropped its pool) meanwhile. */
+static void handler_spawn_failed(struct service *s, const char *why)
+{
+	if (!s->pool) {
+		log_error("%s: %s", s->conf->name, why);
+		return;
+	}
+	if (s->pool->served)
+		s->pool->served--;
+	spawn_error(s, why);
+}
+
 static void run_handler(struct service *s, int fd, const struct sockaddr_storage *peer)
 {
 	struct pool *pl = s->pool;
@@ -418,8 +431,10 @@ static void run_handler(struct service *s, int fd, const struct sockaddr_storage
 	const char *env[4] = { ra, rp, la, lp };
 	struct sockaddr_storage local;
 	socklen_t sl = sizeof(local);
+	/* Detached: the loop goes on accepting while the handler gets ready
+	 * (a handler that cannot start is told to spawn_error later). */
 	struct launch_opts o = { .slot = -1, .conn_fd = fd, .extra_env = env, .nextra = 4,
-				 .no_listeners = true };
+				 .no_listeners = true, .spawn_failed = handler_spawn_failed };
 	uint64_t key = address_key(peer);
 	struct source *src = NULL;
 	struct proc *p;

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/wait.h>
 
+#include "launch.h"
 #include "log.h"
 #include "notify.h"
 #include "output.h"
@@ -26,7 +27,9 @@ static struct timer t_sweep;
 static void exited(struct proc *p, int status)
 {
 	/* A service may send READY=1 and exit at once: read its datagrams
-	 * while it is still known by pid, and its last output lines first. */
+	 * while it is still known by pid, and its last output lines first;
+	 * and a start that failed before exec is told as such, first. */
+	launch_settle(p);
 	notify_drain();
 	loop_del(&p->w_exit);
 	p->exited = true;

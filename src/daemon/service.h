@@ -30,6 +30,7 @@ enum svc_state {
 struct service;
 struct output;
 struct pool;
+struct spawn_pending;
 
 /* One bound listening socket of a service, in `listen` order. */
 struct listener {
@@ -65,6 +66,12 @@ struct proc {
 	unsigned uses;		/* connections taken */
 	int64_t idle_since;
 	uint64_t source;	/* accept: hash of the client address, for per_source */
+	/* Started without waiting for its exec (launch_opts.detach): until
+	 * the outcome is known, the child's memory and how to report a
+	 * failed start (launch.c). */
+	struct spawn_pending *spawning;
+	struct watch w_spawn;
+	void (*spawn_failed)(struct service *s, const char *why);
 };
 
 struct service {

@@ -1,23 +1,25 @@
 /* spawn.c - see spawn.h.
  *
- * WARNING: child_main() runs in droverd's address space, on its own stack,
- * while droverd is suspended (CLONE_VM | CLONE_VFORK). It may only make
- * system calls and write to its own stack, the result record and the
- * pid_slot. No malloc, no stdio, no locks, no glibc wrapper that touches
- * shared state: credentials are changed with raw system calls, because the
- * glibc wrappers synchronise every thread of the process through memory the
- * child shares with droverd. */
+ * WARNING: child_main() runs in droverd's address space, on its own stack:
+ * either while droverd waits (CLONE_VM | CLONE_VFORK, spawn_process), or
+ * while droverd goes on (CLONE_VM, spawn_detached). It may only make system
+ * calls, read its request and write to its own stack, the pid_slot and its
+ * report. No malloc, no stdio, no locks, and no glibc system call wrapper:
+ * those write errno, and the thread-local storage errno lives in is
+ * droverd's own. The child calls the kernel directly (sys()) and reports
+ * the errno it got, never the global one. */
 #include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/pidfd.h>
@@ -25,12 +27,12 @@
 
 #include "log.h"
 
-enum { SPAWN_STACK = 256 * 1024, FDS_MAX = 1024 };
+enum { SPAWN_STACK = 256 * 1024, DETACHED_STACK = 64 * 1024, FDS_MAX = 1024 };
 
 /* Under AddressSanitizer the child's frames would be left poisoned on the
  * reused stack (the child never returns, it execs), and its no-return calls
  * print notices into the service's output: the child's code is not
- * instrumented, and the stack is unpoisoned before each clone. */
+ * instrumented, and its stack is unpoisoned before each clone. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define CHILD __attribute__((no_sanitize_address))
@@ -40,71 +42,142 @@ enum { SPAWN_STACK = 256 * 1024, FDS_MAX = 1024 };
 #define UNPOISON(p, n) ((void)0)
 #endif
 
+/* The kernel, called directly: returns the result, or -errno. Where this
+ * is not written for the processor, syscall(2) stands in; it writes errno,
+ * which is harmless only while droverd waits, so there every spawn waits. */
+#if defined(__x86_64__)
+#define CAN_DETACH 1
+CHILD static long sys(long n, long a, long b, long c, long d, long e)
+{
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#elif defined(__aarch64__)
+#define CAN_DETACH 1
+CHILD static long sys(long n, long a, long b, long c, long d, long e)
+{
+	register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b,
+		      x2 __asm__("x2") = c, x3 __asm__("x3") = d, x4 __asm__("x4") = e;
+
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+	return x0;
+}
+#else
+#define CAN_DETACH 0
+CHILD static long sys(long n, long a, long b, long c, long d, long e)
+{
+	long r = syscall(n, a, b, c, d, e);
+
+	return r < 0 ? -errno : r;
+}
+#endif
+#define SYS0(n) sys((n), 0, 0, 0, 0, 0)
+#define SYS1(n, a) sys((n), (long)(a), 0, 0, 0, 0)
+#define SYS2(n, a, b) sys((n), (long)(a), (long)(b), 0, 0, 0)
+#define SYS3(n, a, b, c) sys((n), (long)(a), (long)(b), (long)(c), 0, 0)
+#define SYS4(n, a, b, c, d) sys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0)
+
+/* The steps that can fail, as spawn_result names them. */
+enum step { S_SETSID, S_DUP, S_DUP2, S_KEEP, S_SETRLIMIT, S_SETGROUPS, S_SETGID, S_SETUID,
+	    S_CHDIR, S_SIGPROCMASK, S_EXEC, S_COUNT };
+static const char *const step_name[S_COUNT] = {
+	[S_SETSID] = "setsid", [S_DUP] = "dup", [S_DUP2] = "dup2", [S_KEEP] = "keep",
+	[S_SETRLIMIT] = "setrlimit", [S_SETGROUPS] = "setgroups", [S_SETGID] = "setgid",
+	[S_SETUID] = "setuid", [S_CHDIR] = "chdir", [S_SIGPROCMASK] = "sigprocmask",
+	[S_EXEC] = "exec",
+};
+
 static const int rlimit_resource[LIM_COUNT] = {
 	[LIM_NOFILE] = RLIMIT_NOFILE, [LIM_NPROC] = RLIMIT_NPROC,
 	[LIM_CORE] = RLIMIT_CORE, [LIM_AS] = RLIMIT_AS,
 };
 
-struct child_ctx {
-	const struct spawn_req *req;
-	volatile int err;
-	const char *volatile step;
+/* What the child reports when a step fails, then it exits 127. */
+struct report {
+	int err;
+	int step;
 };
 
-CHILD static _Noreturn void child_fail(struct child_ctx *c, const char *step)
+struct child_ctx {
+	const struct spawn_req *req;
+	int report_fd;			/* detached: the report goes here */
+	volatile struct report rep;	/* waited for: the report goes here */
+};
+
+CHILD static _Noreturn void child_fail(struct child_ctx *c, enum step step, long err)
 {
-	c->step = step;
-	c->err = errno ? errno : EINVAL;
-	_exit(127);
+	struct report r = { .err = err < 0 ? (int)-err : EINVAL, .step = (int)step };
+
+	if (c->report_fd >= 0)
+		SYS3(SYS_write, c->report_fd, &r, sizeof(r));
+	else
+		c->rep = r;
+	for (;;)
+		SYS1(SYS_exit_group, 127);
 }
+
+/* The kernel's struct sigaction for rt_sigaction: SIG_DFL needs no more. */
+struct k_sigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
 
 /* execve resets every signal droverd catches; what it ignores would stay
  * ignored. droverd catches nothing (signalfd) and ignores only SIGPIPE. */
 CHILD static void child_signals(void)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct k_sigaction dfl = { .handler = SIG_DFL };
 
-	sigaction(SIGPIPE, &dfl, NULL);
+	SYS4(SYS_rt_sigaction, SIGPIPE, &dfl, 0, sizeof(dfl.mask));
 }
 
 /* A source inside the target range 0..nfds-1 could be overwritten by the
- * dup2 of another slot: those move above the range first. Then each slot
- * gets its descriptor; dup2's copies are not close-on-exec, and a source
+ * dup of another slot: those move above the range first. Then each slot
+ * gets its descriptor; dup3's copies are not close-on-exec, and a source
  * already in its own slot has the flag cleared instead. Everything else is
  * closed at exec (kernels before 5.11: closed here). */
 CHILD static void child_fds(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
 	int src[FDS_MAX];
+	long rc;
 
 	for (int i = 0; i < r->nfds; i++) {
 		src[i] = r->fds[i];
-		if (src[i] < r->nfds && src[i] != i &&
-		    (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, r->nfds)) < 0)
-			child_fail(c, "dup");
+		if (src[i] < r->nfds && src[i] != i) {
+			if ((rc = SYS3(SYS_fcntl, src[i], F_DUPFD_CLOEXEC, r->nfds)) < 0)
+				child_fail(c, S_DUP, rc);
+			src[i] = (int)rc;
+		}
 	}
 	for (int i = 0; i < r->nfds; i++)
-		if (src[i] == i ? fcntl(i, F_SETFD, 0) < 0 : dup2(src[i], i) < 0)
-			child_fail(c, "dup2");
+		if ((rc = src[i] == i ? SYS3(SYS_fcntl, i, F_SETFD, 0) : SYS3(SYS_dup3, src[i], i, 0)) < 0)
+			child_fail(c, S_DUP2, rc);
 	/* Marking the rest close-on-exec costs a few bit operations; the
 	 * kernel then closes them during execve, after droverd has resumed,
 	 * instead of while it waits (droverd may hold thousands). */
-	if (close_range((unsigned)r->nfds, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
+	if (SYS3(SYS_close_range, r->nfds, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
 		for (int i = 0; i < r->nkeep; i++)
-			if (fcntl(r->keep[i], F_SETFD, 0) < 0)
-				child_fail(c, "keep");
+			if ((rc = SYS3(SYS_fcntl, r->keep[i], F_SETFD, 0)) < 0)
+				child_fail(c, S_KEEP, rc);
 		return;
 	}
-	if (r->nkeep) {
-		errno = ENOSYS;	/* keeping needs CLOSE_RANGE_CLOEXEC (5.11) */
-		child_fail(c, "keep");
-	}
-	if (close_range((unsigned)r->nfds, ~0U, 0) < 0) {
-		struct rlimit rl;
+	if (r->nkeep)
+		child_fail(c, S_KEEP, -ENOSYS);	/* keeping needs CLOSE_RANGE_CLOEXEC (5.11) */
+	if (SYS3(SYS_close_range, r->nfds, ~0U, 0) < 0) {
+		unsigned long long rl[2] = { 1024, 1024 };	/* prlimit64: 64-bit values */
 
-		getrlimit(RLIMIT_NOFILE, &rl);
-		for (long fd = r->nfds; fd < (long)rl.rlim_cur && fd < 1 << 20; fd++)
-			close((int)fd);
+		SYS4(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, rl);
+		for (long fd = r->nfds; fd < (long)(rl[0] < 1 << 20 ? rl[0] : 1 << 20); fd++)
+			SYS1(SYS_close, fd);
 	}
 }
 
@@ -112,7 +185,7 @@ CHILD static void child_pid_slot(char *slot)
 {
 	char digits[16];
 	int n = 0;
-	long pid = syscall(SYS_getpid);
+	long pid = SYS0(SYS_getpid);
 
 	do
 		digits[n++] = (char)('0' + pid % 10);
@@ -124,44 +197,64 @@ CHILD static void child_pid_slot(char *slot)
 
 CHILD static void child_limits(struct child_ctx *c)
 {
-	for (int i = 0; i < LIM_COUNT; i++)
-		if (c->req->limit[i] && setrlimit(rlimit_resource[i], c->req->limit[i]) < 0)
-			child_fail(c, "setrlimit");
+	for (int i = 0; i < LIM_COUNT; i++) {
+		const struct rlimit *l = c->req->limit[i];
+		/* prlimit64 takes 64-bit values on every processor */
+		unsigned long long v[2];
+		long rc;
+
+		if (!l)
+			continue;
+		v[0] = l->rlim_cur == RLIM_INFINITY ? ~0ULL : l->rlim_cur;
+		v[1] = l->rlim_max == RLIM_INFINITY ? ~0ULL : l->rlim_max;
+		if ((rc = SYS4(SYS_prlimit64, 0, rlimit_resource[i], v, 0)) < 0)
+			child_fail(c, S_SETRLIMIT, rc);
+	}
 }
 
 /* Groups, then gid, then uid; each checked, and the result read back. */
 CHILD static void child_credentials(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
+	uid_t ru = (uid_t)-1, eu = ru, su = ru;	/* what no check accepts */
+	gid_t rg = (gid_t)-1, eg = rg, sg = rg;
+	long rc;
 
 	if (!r->set_creds)
 		return;
-	if (syscall(SYS_geteuid) == 0 &&
-	    syscall(SYS_setgroups, (size_t)r->ngroups, r->groups) < 0)
-		child_fail(c, "setgroups");
-	if (syscall(SYS_setresgid, r->gid, r->gid, r->gid) < 0)
-		child_fail(c, "setgid");
-	if (syscall(SYS_setresuid, r->uid, r->uid, r->uid) < 0)
-		child_fail(c, "setuid");
-	if (syscall(SYS_getresuid, &ru, &eu, &su) < 0 || ru != r->uid || eu != r->uid || su != r->uid) {
-		errno = EPERM;
-		child_fail(c, "setuid");
-	}
-	if (syscall(SYS_getresgid, &rg, &eg, &sg) < 0 || rg != r->gid || eg != r->gid || sg != r->gid) {
-		errno = EPERM;
-		child_fail(c, "setgid");
-	}
+	if (SYS0(SYS_geteuid) == 0 && (rc = SYS2(SYS_setgroups, r->ngroups, r->groups)) < 0)
+		child_fail(c, S_SETGROUPS, rc);
+	if ((rc = SYS3(SYS_setresgid, r->gid, r->gid, r->gid)) < 0)
+		child_fail(c, S_SETGID, rc);
+	if ((rc = SYS3(SYS_setresuid, r->uid, r->uid, r->uid)) < 0)
+		child_fail(c, S_SETUID, rc);
+	if (SYS3(SYS_getresuid, &ru, &eu, &su) < 0 || ru != r->uid || eu != r->uid || su != r->uid)
+		child_fail(c, S_SETUID, -EPERM);
+	if (SYS3(SYS_getresgid, &rg, &eg, &sg) < 0 || rg != r->gid || eg != r->gid || sg != r->gid)
+		child_fail(c, S_SETGID, -EPERM);
+}
+
+/* No string functions of libc in the child: under a sanitizer they are
+ * intercepted, and the interceptors keep state of droverd's. */
+CHILD static size_t child_strlen(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
 }
 
 CHILD static const char *env_path(char *const *envp)
 {
 	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-	for (; *envp; envp++)
-		if (strncmp(*envp, "PATH=", 5) == 0)
-			path = *envp + 5;
+	for (; *envp; envp++) {
+		const char *e = *envp;
+
+		if (e[0] == 'P' && e[1] == 'A' && e[2] == 'T' && e[3] == 'H' && e[4] == '=')
+			path = e + 5;
+	}
 	return path;
 }
 
@@ -170,101 +263,321 @@ CHILD static void child_exec(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
 	const char *file = r->argv[0], *p;
+	size_t fl = child_strlen(file);
 	char full[PATH_MAX];
 	bool denied = false;
+	long rc;
 
-	if (strchr(file, '/')) {
-		execve(file, r->argv, r->envp);
-		child_fail(c, "exec");
-	}
-	for (p = env_path(r->envp); ; p++) {
-		const char *end = strchrnul(p, ':');
-		size_t dl = (size_t)(end - p), fl = strlen(file);
+	for (size_t i = 0; i < fl; i++)
+		if (file[i] == '/')
+			child_fail(c, S_EXEC, SYS3(SYS_execve, file, r->argv, r->envp));
+	for (p = env_path(r->envp);; p++) {
+		const char *end = p;
+		size_t dl;
 
+		while (*end && *end != ':')
+			end++;
+		dl = (size_t)(end - p);
 		if (dl + fl + 2 <= sizeof(full)) {
-			memcpy(full, p, dl);
+			for (size_t i = 0; i < dl; i++)
+				full[i] = p[i];
 			full[dl] = '/';
-			memcpy(full + dl + 1, file, fl + 1);
-			execve(dl ? full : file, r->argv, r->envp);
-			if (errno == EACCES)
+			for (size_t i = 0; i <= fl; i++)
+				full[dl + 1 + i] = file[i];
+			rc = SYS3(SYS_execve, dl ? full : file, r->argv, r->envp);
+			if (rc == -EACCES)
 				denied = true;
-			else if (errno != ENOENT && errno != ENOTDIR)
-				child_fail(c, "exec");
+			else if (rc != -ENOENT && rc != -ENOTDIR)
+				child_fail(c, S_EXEC, rc);
 		}
 		if (!*end)
 			break;
 		p = end;
 	}
-	errno = denied ? EACCES : ENOENT;
-	child_fail(c, "exec");
+	child_fail(c, S_EXEC, denied ? -EACCES : -ENOENT);
 }
 
 CHILD static int child_main(void *arg)
 {
 	struct child_ctx *c = arg;
 	const struct spawn_req *r = c->req;
-	sigset_t none;
+	unsigned long none = 0;
+	long rc;
 
-	errno = 0;
 	child_signals();
-	if (setsid() < 0)
-		child_fail(c, "setsid");
+	if ((rc = SYS0(SYS_setsid)) < 0)
+		child_fail(c, S_SETSID, rc);
 	child_fds(c);
 	if (r->pid_slot)
 		child_pid_slot(r->pid_slot);
 	child_limits(c);
 	child_credentials(c);
-	if (r->dir && chdir(r->dir) < 0)
-		child_fail(c, "chdir");
-	umask(r->umask);
-	sigemptyset(&none);
-	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		child_fail(c, "sigprocmask");
+	if (r->dir && (rc = SYS1(SYS_chdir, r->dir)) < 0)
+		child_fail(c, S_CHDIR, rc);
+	SYS1(SYS_umask, r->umask);
+	if ((rc = SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof(none))) < 0)
+		child_fail(c, S_SIGPROCMASK, rc);
 	child_exec(c);
 	return 127;
 }
 
-static _Alignas(16) char spawn_stack[SPAWN_STACK];
-
-int spawn_process(const struct spawn_req *r, struct spawn_result *res)
+static bool request_ok(const struct spawn_req *r, struct spawn_result *res)
 {
-	struct child_ctx c = { .req = r };
-	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
-	int pidfd = -1;
-	pid_t pid;
-
 	res->pid = -1;
 	res->pidfd = -1;
 	res->err = 0;
 	res->step = NULL;
 	if (r->nfds < 3 || r->nfds > FDS_MAX) {
 		res->err = EINVAL;
-		res->step = "dup";
-		return -1;
+		res->step = step_name[S_DUP];
+		return false;
 	}
+	return true;
+}
+
+/* clone with CLONE_PIDFD where the kernel has it (5.2). */
+static pid_t clone_child(void *stack_top, int flags, struct child_ctx *c, int *pidfd)
+{
+	pid_t pid = clone(child_main, stack_top, flags | CLONE_PIDFD, c, pidfd);
+
+	if (pid < 0 && errno == EINVAL) {
+		*pidfd = -1;
+		pid = clone(child_main, stack_top, flags, c);
+	}
+	return pid;
+}
+
+static _Alignas(16) char spawn_stack[SPAWN_STACK];
+
+int spawn_process(const struct spawn_req *r, struct spawn_result *res)
+{
+	struct child_ctx c = { .req = r, .report_fd = -1 };
+	int pidfd = -1;
+	pid_t pid;
+
+	if (!request_ok(r, res))
+		return -1;
 	UNPOISON(spawn_stack, sizeof(spawn_stack));
-	pid = clone(child_main, spawn_stack + sizeof(spawn_stack), flags | CLONE_PIDFD, &c, &pidfd);
-	if (pid < 0 && errno == EINVAL)		/* kernel before 5.2: no CLONE_PIDFD */
-		pid = clone(child_main, spawn_stack + sizeof(spawn_stack), flags, &c);
+	pid = clone_child(spawn_stack + sizeof(spawn_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c, &pidfd);
 	if (pid < 0) {
 		res->err = errno;
 		res->step = "fork";
 		return -1;
 	}
 	res->pid = pid;
-	if (c.err) {
+	if (c.rep.err) {
 		/* The child has called _exit already: collect it now, as
 		 * posix_spawn does; the wait ends within its exit path. */
 		waitpid(pid, NULL, 0);
 		if (pidfd >= 0)
 			close(pidfd);
-		res->err = c.err;
-		res->step = c.step;
+		res->err = c.rep.err;
+		res->step = c.rep.step >= 0 && c.rep.step < S_COUNT ? step_name[c.rep.step] : "?";
 		return -1;
 	}
 	/* Either way close-on-exec: the kernel sets it on every pidfd. */
 	res->pidfd = pidfd >= 0 ? pidfd : pidfd_open(pid, 0);
 	return 0;
+}
+
+/* --- detached ------------------------------------------------------------- */
+
+/* One detached child's memory, one mapping: its stack, then a copy of its
+ * request (droverd goes on and may free or reuse the original), then the
+ * strings. Unmapped once the report pipe says the child has exec'd or
+ * exited: not before, the child runs on it. */
+struct spawn_pending {
+	void *map;
+	size_t len;
+	int report_fd;
+	bool failed;		/* a report came: struct report in rep */
+	struct report rep;
+	struct child_ctx ctx;
+	struct spawn_req req;
+	/* then: argv and envp pointer arrays, fds, keep, groups, limits, strings */
+};
+
+/* Bump allocation inside the mapping; the sizes were counted before. */
+struct area {
+	char *p;
+};
+
+static void *take(struct area *a, size_t n)
+{
+	void *p = a->p;
+
+	a->p += (n + 15) & ~(size_t)15;
+	return p;
+}
+
+static size_t vec_size(char *const *v, size_t *strings)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		*strings += strlen(v[n]) + 1;
+	return (n + 1) * sizeof(char *) + 16;
+}
+
+static char **vec_copy(struct area *a, char *const *v, char **strings, const char *slot,
+		       char **slot_copy)
+{
+	size_t n = 0;
+	char **out;
+
+	while (v[n])
+		n++;
+	out = take(a, (n + 1) * sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(v[i]) + 1;
+
+		out[i] = memcpy(*strings, v[i], len);
+		if (slot && slot >= v[i] && slot < v[i] + len)
+			*slot_copy = out[i] + (slot - v[i]);
+		*strings += len;
+	}
+	out[n] = NULL;
+	return out;
+}
+
+static size_t pending_size(const struct spawn_req *r, size_t *strings)
+{
+	size_t n = sizeof(struct spawn_pending) + 16 + DETACHED_STACK;
+
+	n += vec_size(r->argv, strings) + vec_size(r->envp, strings);
+	n += ((size_t)r->nfds + (size_t)r->nkeep) * sizeof(int) + 32;
+	n += (size_t)r->ngroups * sizeof(gid_t) + 16;
+	n += LIM_COUNT * (sizeof(struct rlimit) + 16);
+	if (r->dir)
+		*strings += strlen(r->dir) + 1;
+	return n + *strings;
+}
+
+static struct spawn_pending *pending_new(const struct spawn_req *r)
+{
+	size_t strings = 0, len = pending_size(r, &strings);
+	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	struct spawn_pending *pd;
+	struct spawn_req *q;
+	struct area a;
+	char *str;
+	int *ints;
+
+	if (map == MAP_FAILED)
+		return NULL;
+	/* The stack at the bottom: it grows down, away from the copy. */
+	a.p = (char *)map + DETACHED_STACK;
+	pd = take(&a, sizeof(*pd));
+	pd->map = map;
+	pd->len = len;
+	q = &pd->req;
+	*q = *r;
+	str = (char *)map + len - strings;
+	q->argv = vec_copy(&a, r->argv, &str, NULL, NULL);
+	q->envp = vec_copy(&a, r->envp, &str, r->pid_slot, &q->pid_slot);
+	ints = take(&a, ((size_t)r->nfds + (size_t)r->nkeep) * sizeof(int));
+	memcpy(ints, r->fds, (size_t)r->nfds * sizeof(int));
+	if (r->nkeep)
+		memcpy(ints + r->nfds, r->keep, (size_t)r->nkeep * sizeof(int));
+	q->fds = ints;
+	q->keep = r->nkeep ? ints + r->nfds : NULL;
+	if (r->ngroups)
+		q->groups = memcpy(take(&a, (size_t)r->ngroups * sizeof(gid_t)), r->groups,
+				   (size_t)r->ngroups * sizeof(gid_t));
+	for (int i = 0; i < LIM_COUNT; i++)
+		if (r->limit[i])
+			q->limit[i] = memcpy(take(&a, sizeof(struct rlimit)), r->limit[i], sizeof(struct rlimit));
+	if (r->dir) {
+		size_t dl = strlen(r->dir) + 1;
+
+		q->dir = memcpy(str, r->dir, dl);
+		str += dl;
+	}
+	pd->ctx.req = q;
+	return pd;
+}
+
+static void pending_unmap(struct spawn_pending *pd)
+{
+	munmap(pd->map, pd->len);
+}
+
+int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct spawn_pending **pend)
+{
+	struct spawn_pending *pd;
+	int rep[2], pidfd = -1;
+	pid_t pid;
+
+	*pend = NULL;
+	if (!CAN_DETACH)
+		return spawn_process(r, res);
+	if (!request_ok(r, res))
+		return -1;
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		res->err = errno;
+		res->step = "fork";
+		return -1;
+	}
+	if (!(pd = pending_new(r))) {
+		res->err = errno;
+		res->step = "fork";
+		close(rep[0]);
+		close(rep[1]);
+		return -1;
+	}
+	pd->ctx.report_fd = rep[1];
+	pd->report_fd = rep[0];
+	UNPOISON(pd->map, DETACHED_STACK);
+	pid = clone_child((char *)pd->map + DETACHED_STACK, CLONE_VM | SIGCHLD, &pd->ctx, &pidfd);
+	close(rep[1]);
+	if (pid < 0) {
+		res->err = errno;
+		res->step = "fork";
+		close(rep[0]);
+		pending_unmap(pd);
+		return -1;
+	}
+	fcntl(rep[0], F_SETFL, O_NONBLOCK);
+	res->pid = pid;
+	res->pidfd = pidfd >= 0 ? pidfd : pidfd_open(pid, 0);
+	*pend = pd;
+	return 0;
+}
+
+int spawn_pending_fd(const struct spawn_pending *pd)
+{
+	return pd->report_fd;
+}
+
+/* The end of the pipe, not the report, is when the memory is free: the
+ * kernel closes the child's end at exec after the child has left droverd's
+ * address space, and at exit after it has dropped it. Until then the child
+ * may still run on its stack (a report is followed by its exit). */
+int spawn_pending_outcome(struct spawn_pending *pd, char *why, size_t len)
+{
+	struct spawn_result res = { 0 };
+	struct report rep;
+	ssize_t n;
+
+	while ((n = read(pd->report_fd, &rep, sizeof(rep))) > 0)
+		if (n == (ssize_t)sizeof(rep)) {
+			pd->rep = rep;
+			pd->failed = true;
+		}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (!pd->failed)
+		return 0;
+	res.err = pd->rep.err;
+	res.step = pd->rep.step >= 0 && pd->rep.step < S_COUNT ? step_name[pd->rep.step] : "?";
+	spawn_describe_error(&pd->req, &res, why, len);
+	return -1;
+}
+
+void spawn_pending_free(struct spawn_pending *pd)
+{
+	close(pd->report_fd);
+	pending_unmap(pd);
 }
 
 void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *res,

@@ -8,8 +8,7 @@
  * asked) and is reported in spawn_result.
  *
  * Cost does not grow with droverd's memory: the child shares droverd's
- * address space until it execs (vfork semantics) instead of copying page
- * tables. */
+ * address space until it execs instead of copying page tables. */
 #ifndef DROVER_SPAWN_H
 #define DROVER_SPAWN_H
 
@@ -45,8 +44,26 @@ struct spawn_result {
 };
 
 /* 0 when the program runs; -1 with res->err/step set otherwise (a child
- * that failed before exec has been reaped already). */
+ * that failed before exec has been reaped already). droverd waits while
+ * the child gets ready, until its exec: on a busy machine, for as long as
+ * the scheduler makes the child wait (its setsid puts it in a new
+ * scheduling group where the kernel has autogroup). */
 int spawn_process(const struct spawn_req *r, struct spawn_result *res);
+
+/* The same without waiting: 0 once the child exists (res->pid, pidfd),
+ * -1 when it could not be created. Whether it reached exec is learnt
+ * later: *pend is readable (spawn_pending_fd) when it is known, and
+ * spawn_pending_outcome() then says: 0 it runs the program, -1 a step
+ * failed (why gets "cannot exec ..."; the child exits 127), 1 not known
+ * yet. Once it is known, spawn_pending_free(); not before: the child runs
+ * on that memory until then. Where the child cannot be written
+ * without libc's errno (processors other than x86-64 and aarch64), this
+ * waits like spawn_process and *pend is NULL. */
+struct spawn_pending;
+int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct spawn_pending **pend);
+int spawn_pending_fd(const struct spawn_pending *pd);
+int spawn_pending_outcome(struct spawn_pending *pd, char *why, size_t len);
+void spawn_pending_free(struct spawn_pending *pd);
 /* "cannot exec /x: No such file or directory" and the like. */
 void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *res,
 			  char *out, size_t len);

@@ -308,8 +308,10 @@ def test_handler_that_cannot_be_executed(droverd, tmp_path):
             except ConnectionResetError:
                 pass                               # closed with our bytes unread
     d.wait_log(rf"(?m)^droverd: error: acc: {re.escape(msg)}$")
-    st = d.status("acc")
-    assert (st["state"], st["reason"], st["pids"], st["served"]) == ("ready", msg, [], 0)
+    # Handlers start without droverd waiting for their exec: the failure is
+    # known from the child's report, its exit a moment later.
+    st = wait_for(lambda: (s := d.status("acc"))["pids"] == [] and s, what="the handlers to be reaped")
+    assert (st["state"], st["reason"], st["served"]) == ("ready", msg, 0)
     # droverd goes on: once the handler exists, connections are served.
     tmp = handler.with_suffix(".tmp")
     tmp.write_text("#!/bin/sh\necho now here\n")
@@ -319,3 +321,43 @@ def test_handler_that_cannot_be_executed(droverd, tmp_path):
         assert read_to_eof(c) == b"now here\n"
     assert d.status("other")["pids"] == other
     assert wait_for(lambda: d.status("acc")["served"] == 1, what="one served")
+
+
+def vm_size_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmSize:")).split()[1])
+
+
+def test_handlers_leave_no_descriptor_or_memory_behind(droverd, tmp_path):
+    """Each handler starts without droverd waiting for its exec, on memory
+    of its own that droverd frees once the exec (or the exit) is known:
+    after many handlers, some failing, some at once, droverd holds the
+    same descriptors and no more address space than before."""
+    good, bad = free_port(), free_port()
+    d = droverd(handler_conf("/bin/echo served", f"tcp:127.0.0.1:{good}") +
+                f"\n[service nox]\nmode = accept\ncommand = {tmp_path / 'missing'}\n"
+                f"listen = tcp:127.0.0.1:{bad}\n")
+    d.wait_state("acc", "ready")
+    d.wait_state("nox", "ready")
+
+    def burst(n):
+        conns = [connect(("127.0.0.1", port)) for _ in range(n) for port in (good, bad)]
+        for c in conns:
+            with c:
+                try:
+                    data = read_to_eof(c)
+                except ConnectionResetError:
+                    data = b""
+                assert data in (b"served\n", b"")
+        wait_for(lambda: d.status("acc")["pids"] == [] and d.status("nox")["pids"] == [],
+                 what="every handler to be reaped")
+
+    burst(5)        # the heap and the tables reach their working size
+    fds, vm = fds_of(d.pid), vm_size_kb(d.pid)
+    for _ in range(4):
+        burst(10)
+    assert d.status("acc")["served"] == 45
+    assert d.status("nox")["served"] == 0
+    assert fds_of(d.pid) == fds
+    # 80 handlers' stacks left mapped would be 5 MB and more
+    assert vm_size_kb(d.pid) - vm < 1024
