@@ -150,6 +150,12 @@ CHILD static void child_fds(struct child_ctx *c)
 	int src[FDS_MAX];
 	long rc;
 
+	/* The report pipe, too, must not be in the way of a slot. */
+	if (c->report_fd >= 0 && c->report_fd < r->nfds) {
+		if ((rc = SYS3(SYS_fcntl, c->report_fd, F_DUPFD_CLOEXEC, r->nfds)) < 0)
+			child_fail(c, S_DUP, rc);
+		c->report_fd = (int)rc;
+	}
 	for (int i = 0; i < r->nfds; i++) {
 		src[i] = r->fds[i];
 		if (src[i] < r->nfds && src[i] != i) {
