@@ -207,6 +207,20 @@ void launch_settle(struct proc *p)
 		p->spawn_failed(p->svc, why);
 }
 
+void launch_settle_exited(struct proc *p)
+{
+	launch_settle(p);
+	if (p->spawning) {
+		/* Cannot happen: the kernel closes the child's end of the pipe
+		 * before it tells its exit. Should it, the record must not be
+		 * freed under a live watch: the mapping is left, the watch not. */
+		log_error("pid %d exited before its start was reported; the memory it "
+			  "started on stays mapped", (int)p->pid);
+		loop_del(&p->w_spawn);
+		p->spawning = NULL;
+	}
+}
+
 static void spawn_event(struct watch *w, uint32_t events)
 {
 	(void)events;

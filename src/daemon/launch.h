@@ -27,8 +27,10 @@ struct launch_opts {
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len);
 
 /* A detached start's outcome, if it is known now: frees what it held and
- * reports a failure. The reaper calls it before handling an exit. */
+ * reports a failure. The reaper calls the second before handling an exit,
+ * when the outcome is always known. */
 void launch_settle(struct proc *p);
+void launch_settle_exited(struct proc *p);
 
 /* Set once at start-up. */
 void launch_init(const struct rlimit *nofile_for_children, int devnull);
