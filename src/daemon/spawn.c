@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
@@ -438,8 +439,8 @@ static char **vec_copy(struct area *a, char *const *v, char **strings, const cha
 		size_t len = strlen(v[i]) + 1;
 
 		out[i] = memcpy(*strings, v[i], len);
-		if (slot && slot >= v[i] && slot < v[i] + len)
-			*slot_copy = out[i] + (slot - v[i]);
+		if (slot && (uintptr_t)slot - (uintptr_t)v[i] < len)
+			*slot_copy = out[i] + ((uintptr_t)slot - (uintptr_t)v[i]);
 		*strings += len;
 	}
 	out[n] = NULL;
@@ -480,6 +481,7 @@ static struct spawn_pending *pending_new(const struct spawn_req *r)
 	*q = *r;
 	str = (char *)map + len - strings;
 	q->argv = vec_copy(&a, r->argv, &str, NULL, NULL);
+	q->pid_slot = NULL;	/* only ever inside an environment string */
 	q->envp = vec_copy(&a, r->envp, &str, r->pid_slot, &q->pid_slot);
 	ints = take(&a, ((size_t)r->nfds + (size_t)r->nkeep) * sizeof(int));
 	memcpy(ints, r->fds, (size_t)r->nfds * sizeof(int));
