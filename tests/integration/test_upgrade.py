@@ -636,7 +636,10 @@ ready = notify
                      rf"this droverd \(pid {d.pid}\) carries on\n", r.err)
     assert r.rc == 1 and r.out == "" and m, f"{r}\n--- log:\n{d.log()}"
     new = int(m.group(1))
-    blocked = int(d.wait_log(r"(?m)^gate\[(\d+)\]: blocked$").group(1))
+    # The new droverd's gate, from its own log line: on a slow machine the
+    # gate may not even have printed "blocked" before it was stopped.
+    blocked = int(d.wait_log(rf"\(pid {new}\) taking over from pid {d.pid}\n(?:.*\n)*?"
+                             r"droverd: gate: started, pid (\d+)\n").group(1))
     wait_for(lambda: not process_exists(new), what=f"the new droverd {new} to be stopped")
     wait_for(lambda: not process_exists(blocked), what=f"the new droverd's gate {blocked} to be stopped")
     unchanged(d, before, d.exe_ino, port, lis)
@@ -739,9 +742,12 @@ def test_handover_old_droverd_killed_while_draining(udroverd, loads):
     old = d.pid
     new = handover(d)
     wait_for(lambda: version_pid(d.sock) == new, what="the new droverd to answer")
-    # The old workers stop, but for the one busy with the held connection.
-    left = wait_for(lambda: (lambda p: len(p) == 1 and p)([w for w in before["web"][1] if process_exists(w)]),
-                    what="the old workers to stop but one")
+    # The old workers stop, but for the one busy with the held connection;
+    # and the old droverd has reaped them (a zombie of the old droverd would
+    # be re-parented to pytest when it is killed below).
+    left = wait_for(lambda: (lambda p: len(p) == 1 and p)([w for w in before["web"][1]
+                                                           if os.path.exists(f"/proc/{w}")]),
+                    what="the old workers to stop but one, and be reaped")
     busy = left[0]
 
     d.proc.kill()
