@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -193,62 +192,20 @@ static struct proc *record(struct service *s, const struct spawn_result *res, in
 	return p;
 }
 
-void launch_settle(struct proc *p)
+/* At the exit the outcome is known: the kernel lets go of a child's hold
+ * on droverd's memory (and says so) before it tells its exit. */
+void launch_settle_exited(struct proc *p)
 {
 	char why[300];
 	int r;
 
-	if (!p->spawning || (r = spawn_pending_outcome(p->spawning, why, sizeof(why))) == 1)
+	if (!p->spawning)
 		return;
-	loop_del(&p->w_spawn);
+	r = spawn_pending_outcome(p->spawning, why, sizeof(why));
 	spawn_pending_free(p->spawning);
 	p->spawning = NULL;
 	if (r < 0 && p->svc && p->spawn_failed)
 		p->spawn_failed(p->svc, why);
-}
-
-void launch_settle_exited(struct proc *p)
-{
-	launch_settle(p);
-	if (p->spawning) {
-		/* Cannot happen: the kernel closes the child's end of the pipe
-		 * before it tells its exit. Should it, the record must not be
-		 * freed under a live watch: the mapping is left, the watch not. */
-		log_error("pid %d exited before its start was reported; the memory it "
-			  "started on stays mapped", (int)p->pid);
-		loop_del(&p->w_spawn);
-		p->spawning = NULL;
-	}
-}
-
-static void spawn_event(struct watch *w, uint32_t events)
-{
-	(void)events;
-	launch_settle((struct proc *)((char *)w - offsetof(struct proc, w_spawn)));
-}
-
-/* Started detached: watch for the outcome. Should the watch fail, the
- * reaper settles it at the exit. */
-static void watch_outcome(struct proc *p, struct spawn_pending *pd, const struct launch_opts *o)
-{
-	p->spawning = pd;
-	p->spawn_failed = o->spawn_failed;
-	loop_add(&p->w_spawn, spawn_pending_fd(pd), EPOLLIN, spawn_event);
-}
-
-/* Could not be recorded (no memory): the child was killed; its memory is
- * freed once it is gone, which SIGKILL makes a matter of moments. The one
- * place droverd waits on a child, and only when out of memory. */
-static void orphan_pending(struct spawn_pending *pd, pid_t pid)
-{
-	char why[8];
-	int fd = spawn_pending_fd(pd);
-
-	kill(pid, SIGKILL);	/* before its setsid, the group kill misses it */
-	fcntl(fd, F_SETFL, 0);
-	while (spawn_pending_outcome(pd, why, sizeof(why)) == 1)
-		;
-	spawn_pending_free(pd);
 }
 
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len)
@@ -294,10 +251,15 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	pipefd[1] = -1;
 	p = record(s, &res, pipefd[0]);
 	pipefd[0] = -1;
-	if (p && pd)
-		watch_outcome(p, pd, o);
-	else if (pd)
-		orphan_pending(pd, res.pid);
+	if (p)
+		p->no_notify = !(wants_notify(c) && notify_name[0]);
+	if (p && pd) {
+		p->spawning = pd;
+		p->spawn_failed = o->spawn_failed;
+	} else if (pd) {
+		kill(res.pid, SIGKILL);	/* before its setsid, the group kill misses it */
+		spawn_pending_free(pd);
+	}
 	if (!p)
 		snprintf(err, len, "out of memory recording pid %d; it was killed", (int)res.pid);
 out:

@@ -26,10 +26,9 @@ struct launch_opts {
 /* The process, recorded in s->procs; NULL with a reason in err. */
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len);
 
-/* A detached start's outcome, if it is known now: frees what it held and
- * reports a failure. The reaper calls the second before handling an exit,
- * when the outcome is always known. */
-void launch_settle(struct proc *p);
+/* A detached start's outcome: frees what it held and reports a failure.
+ * The reaper calls it before handling an exit, when the outcome is always
+ * known. */
 void launch_settle_exited(struct proc *p);
 
 /* Set once at start-up. */

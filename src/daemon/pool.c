@@ -424,13 +424,39 @@ static void handler_spawn_failed(struct service *s, const char *why)
 	spawn_error(s, why);
 }
 
-static void run_handler(struct service *s, int fd, const struct sockaddr_storage *peer)
+/* A listener bound to one address and port accepts on that address: no
+ * need to ask the kernel. A wildcard (or port 0) one: ask. */
+static void local_address(const struct listener *l, int fd, struct sockaddr_storage *local)
+{
+	const struct listen_conf *c = l->conf;
+	socklen_t sl = sizeof(*local);
+
+	if (c->family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&c->addr;
+
+		if (a->sin_addr.s_addr != htonl(INADDR_ANY) && a->sin_port) {
+			*local = c->addr;
+			return;
+		}
+	} else if (c->family == AF_INET6 && !c->dualstack) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->addr;
+
+		if (!IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) && a->sin6_port) {
+			*local = c->addr;
+			return;
+		}
+	}
+	memset(local, 0, sizeof(*local));
+	getsockname(fd, (struct sockaddr *)local, &sl);
+}
+
+static void run_handler(struct service *s, const struct listener *l, int fd,
+			const struct sockaddr_storage *peer)
 {
 	struct pool *pl = s->pool;
 	char ra[160], rp[32], la[160], lp[32], err[300];
 	const char *env[4] = { ra, rp, la, lp };
 	struct sockaddr_storage local;
-	socklen_t sl = sizeof(local);
 	/* Detached: the loop goes on accepting while the handler gets ready
 	 * (a handler that cannot start is told to spawn_error later). */
 	struct launch_opts o = { .slot = -1, .conn_fd = fd, .extra_env = env, .nextra = 4,
@@ -447,8 +473,7 @@ static void run_handler(struct service *s, int fd, const struct sockaddr_storage
 			return;
 		}
 	}
-	memset(&local, 0, sizeof(local));
-	getsockname(fd, (struct sockaddr *)&local, &sl);
+	local_address(l, fd, &local);
 	address_env(peer, "REMOTE", ra, rp, sizeof(ra));
 	address_env(&local, "LOCAL", la, lp, sizeof(la));
 	p = launch_proc(s, &o, err, sizeof(err));
@@ -491,7 +516,7 @@ static void accept_ready(struct service *s, struct listener *l)
 				pl->rate_count--;	/* nothing was taken */
 			return;
 		}
-		run_handler(s, fd, &peer);
+		run_handler(s, l, fd, &peer);
 	}
 }
 

@@ -56,6 +56,7 @@ struct proc {
 	bool exited;		/* leader reaped; the record waits for its group */
 	bool stopping;		/* stop signal sent */
 	bool killed;		/* SIGKILL sent */
+	bool no_notify;		/* started without NOTIFY_SOCKET */
 	struct output *out;	/* its stdout/stderr pipe */
 	struct watch w_exit;	/* its pidfd, readable when it exits */
 	struct timer t_kill;	/* stop_timeout, then SIGKILL */
@@ -66,11 +67,10 @@ struct proc {
 	unsigned uses;		/* connections taken */
 	int64_t idle_since;
 	uint64_t source;	/* accept: hash of the client address, for per_source */
-	/* Started without waiting for its exec (launch_opts.detach): until
-	 * the outcome is known, the child's memory and how to report a
-	 * failed start (launch.c). */
+	/* Started without waiting for its exec (launch_opts.spawn_failed):
+	 * its outcome, learnt at its exit, and how to report a failed start
+	 * (launch.c). */
 	struct spawn_pending *spawning;
-	struct watch w_spawn;
 	void (*spawn_failed)(struct service *s, const char *why);
 };
 

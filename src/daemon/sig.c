@@ -27,9 +27,13 @@ static void readable(struct watch *wt, uint32_t events)
 	ssize_t n;
 
 	(void)events;
-	while ((n = read(wt->fd, si, sizeof(si))) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof(si[0]); i++)
+	/* Fewer than asked for: that was all (a later signal wakes the loop
+	 * again). */
+	do {
+		n = read(wt->fd, si, sizeof(si));
+		for (size_t i = 0; n > 0 && i < (size_t)n / sizeof(si[0]); i++)
 			on_signal((int)si[i].ssi_signo);
+	} while (n == (ssize_t)sizeof(si));
 }
 
 /* A signal ignored by whoever started droverd would stay ignored in every

@@ -107,18 +107,17 @@ struct report {
 
 struct child_ctx {
 	const struct spawn_req *req;
-	int report_fd;			/* detached: the report goes here */
-	volatile struct report rep;	/* waited for: the report goes here */
+	volatile struct report rep;	/* err 0: no step failed */
 };
 
+/* droverd reads the report once the child is gone from its memory (the
+ * kernel's own write after the child's exit or exec says so): the fence
+ * keeps the report ahead of it on processors that reorder stores. */
 CHILD static _Noreturn void child_fail(struct child_ctx *c, enum step step, long err)
 {
-	struct report r = { .err = err < 0 ? (int)-err : EINVAL, .step = (int)step };
-
-	if (c->report_fd >= 0)
-		SYS3(SYS_write, c->report_fd, &r, sizeof(r));
-	else
-		c->rep = r;
+	c->rep.step = (int)step;
+	c->rep.err = err < 0 ? (int)-err : EINVAL;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (;;)
 		SYS1(SYS_exit_group, 127);
 }
@@ -151,12 +150,6 @@ CHILD static void child_fds(struct child_ctx *c)
 	int src[FDS_MAX];
 	long rc;
 
-	/* The report pipe, too, must not be in the way of a slot. */
-	if (c->report_fd >= 0 && c->report_fd < r->nfds) {
-		if ((rc = SYS3(SYS_fcntl, c->report_fd, F_DUPFD_CLOEXEC, r->nfds)) < 0)
-			child_fail(c, S_DUP, rc);
-		c->report_fd = (int)rc;
-	}
 	for (int i = 0; i < r->nfds; i++) {
 		src[i] = r->fds[i];
 		if (src[i] < r->nfds && src[i] != i) {
@@ -342,14 +335,16 @@ static bool request_ok(const struct spawn_req *r, struct spawn_result *res)
 	return true;
 }
 
-/* clone with CLONE_PIDFD where the kernel has it (5.2). */
-static pid_t clone_child(void *stack_top, int flags, struct child_ctx *c, int *pidfd)
+/* clone with CLONE_PIDFD where the kernel has it (5.2). With
+ * CLONE_CHILD_CLEARTID, the kernel sets *ctid to 0 once the child has left
+ * droverd's address space (at its exec or exit). */
+static pid_t clone_child(void *stack_top, int flags, struct child_ctx *c, int *pidfd, pid_t *ctid)
 {
-	pid_t pid = clone(child_main, stack_top, flags | CLONE_PIDFD, c, pidfd);
+	pid_t pid = clone(child_main, stack_top, flags | CLONE_PIDFD, c, pidfd, NULL, ctid);
 
 	if (pid < 0 && errno == EINVAL) {
 		*pidfd = -1;
-		pid = clone(child_main, stack_top, flags, c);
+		pid = clone(child_main, stack_top, flags, c, NULL, NULL, ctid);
 	}
 	return pid;
 }
@@ -358,14 +353,14 @@ static _Alignas(16) char spawn_stack[SPAWN_STACK];
 
 int spawn_process(const struct spawn_req *r, struct spawn_result *res)
 {
-	struct child_ctx c = { .req = r, .report_fd = -1 };
+	struct child_ctx c = { .req = r };
 	int pidfd = -1;
 	pid_t pid;
 
 	if (!request_ok(r, res))
 		return -1;
 	UNPOISON(spawn_stack, sizeof(spawn_stack));
-	pid = clone_child(spawn_stack + sizeof(spawn_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c, &pidfd);
+	pid = clone_child(spawn_stack + sizeof(spawn_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &c, &pidfd, NULL);
 	if (pid < 0) {
 		res->err = errno;
 		res->step = "fork";
@@ -389,20 +384,38 @@ int spawn_process(const struct spawn_req *r, struct spawn_result *res)
 
 /* --- detached ------------------------------------------------------------- */
 
-/* One detached child's memory, one mapping: its stack, then a copy of its
+/* A detached child's memory, one mapping: its stack, then a copy of its
  * request (droverd goes on and may free or reuse the original), then the
- * strings. Unmapped once the report pipe says the child has exec'd or
- * exited: not before, the child runs on it. */
-struct spawn_pending {
+ * strings. The kernel says when the child is done with it: started with
+ * CLONE_CHILD_CLEARTID, the child has `busy` set to 0 by the kernel when
+ * it lets go of droverd's address space, at exec or at exit (the same
+ * mechanism that tells a thread library a thread is gone). Until then the
+ * child may run on it; after, the block is kept for the next child (up to
+ * BLOCKS_KEEP of them) rather than unmapped: unmapping memory that another
+ * processor has just used makes the kernel interrupt that processor to
+ * flush its TLB, which cost more than all the rest of a spawn. */
+struct block {
 	void *map;
 	size_t len;
-	int report_fd;
-	bool failed;		/* a report came: struct report in rep */
-	struct report rep;
+	pid_t busy;			/* nonzero while the child may use the block */
+	struct spawn_pending *owner;	/* NULL once its owner has let go */
+	struct block *next;		/* in the list of busy, or of free blocks */
 	struct child_ctx ctx;
 	struct spawn_req req;
 	/* then: argv and envp pointer arrays, fds, keep, groups, limits, strings */
 };
+
+/* What the caller holds: the outcome, once known. */
+struct spawn_pending {
+	struct block *blk;	/* NULL once the child has left it */
+	int outcome;		/* 1 not known yet, 0 runs the program, -1 failed */
+	char *why;		/* outcome -1: "cannot exec ..." */
+};
+
+enum { BLOCK_ROUND = 16 * 1024, BLOCKS_KEEP = 8 };
+
+static struct block *busy_blocks, *free_blocks;
+static int nfree;
 
 /* Bump allocation inside the mapping; the sizes were counted before. */
 struct area {
@@ -447,9 +460,10 @@ static char **vec_copy(struct area *a, char *const *v, char **strings, const cha
 	return out;
 }
 
-static size_t pending_size(const struct spawn_req *r, size_t *strings)
+/* Everything but the strings, which go at the block's end. */
+static size_t block_size(const struct spawn_req *r, size_t *strings)
 {
-	size_t n = sizeof(struct spawn_pending) + 16 + DETACHED_STACK;
+	size_t n = DETACHED_STACK + sizeof(struct block) + 16;
 
 	n += vec_size(r->argv, strings) + vec_size(r->envp, strings);
 	n += ((size_t)r->nfds + (size_t)r->nkeep) * sizeof(int) + 32;
@@ -457,29 +471,57 @@ static size_t pending_size(const struct spawn_req *r, size_t *strings)
 	n += LIM_COUNT * (sizeof(struct rlimit) + 16);
 	if (r->dir)
 		*strings += strlen(r->dir) + 1;
-	return n + *strings;
+	return n;
 }
 
-static struct spawn_pending *pending_new(const struct spawn_req *r)
+static void block_unmap(struct block *b)
 {
-	size_t strings = 0, len = pending_size(r, &strings);
-	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	struct spawn_pending *pd;
-	struct spawn_req *q;
-	struct area a;
-	char *str;
-	int *ints;
+	munmap(b->map, b->len);
+}
 
+/* A free block of at least len bytes, or a new one. */
+static struct block *block_get(size_t len)
+{
+	struct block **bp, *b;
+	void *map;
+
+	for (bp = &free_blocks; (b = *bp); bp = &b->next)
+		if (b->len >= len) {
+			*bp = b->next;
+			nfree--;
+			return b;
+		}
+	len = (len + BLOCK_ROUND - 1) / BLOCK_ROUND * BLOCK_ROUND;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (map == MAP_FAILED)
 		return NULL;
 	/* The stack at the bottom: it grows down, away from the copy. */
-	a.p = (char *)map + DETACHED_STACK;
-	pd = take(&a, sizeof(*pd));
-	pd->map = map;
-	pd->len = len;
-	q = &pd->req;
+	b = (struct block *)((char *)map + DETACHED_STACK);
+	b->map = map;
+	b->len = len;
+	return b;
+}
+
+static void block_put(struct block *b)
+{
+	if (nfree >= BLOCKS_KEEP) {
+		block_unmap(b);
+		return;
+	}
+	b->next = free_blocks;
+	free_blocks = b;
+	nfree++;
+}
+
+/* Fill b with a copy of r that lives as long as the block. */
+static void block_fill(struct block *b, const struct spawn_req *r, size_t strings)
+{
+	struct spawn_req *q = &b->req;
+	struct area a = { (char *)(b + 1) };
+	char *str = (char *)b->map + b->len - strings;
+	int *ints;
+
 	*q = *r;
-	str = (char *)map + len - strings;
 	q->argv = vec_copy(&a, r->argv, &str, NULL, NULL);
 	q->pid_slot = NULL;	/* only ever inside an environment string */
 	q->envp = vec_copy(&a, r->envp, &str, r->pid_slot, &q->pid_slot);
@@ -495,25 +537,56 @@ static struct spawn_pending *pending_new(const struct spawn_req *r)
 	for (int i = 0; i < LIM_COUNT; i++)
 		if (r->limit[i])
 			q->limit[i] = memcpy(take(&a, sizeof(struct rlimit)), r->limit[i], sizeof(struct rlimit));
-	if (r->dir) {
-		size_t dl = strlen(r->dir) + 1;
-
-		q->dir = memcpy(str, r->dir, dl);
-		str += dl;
-	}
-	pd->ctx.req = q;
-	return pd;
+	if (r->dir)
+		q->dir = memcpy(str, r->dir, strlen(r->dir) + 1);
+	b->ctx.req = q;
+	b->ctx.rep.err = 0;
+	b->ctx.rep.step = 0;
 }
 
-static void pending_unmap(struct spawn_pending *pd)
+/* The child has left b: its owner learns the outcome, and b is free. */
+static void block_settle(struct block *b)
 {
-	munmap(pd->map, pd->len);
+	struct spawn_pending *pd = b->owner;
+
+	if (pd) {
+		pd->outcome = 0;
+		if (b->ctx.rep.err) {
+			struct spawn_result res = { .err = b->ctx.rep.err };
+			char why[300];
+
+			res.step = b->ctx.rep.step >= 0 && b->ctx.rep.step < S_COUNT ?
+				   step_name[b->ctx.rep.step] : "?";
+			spawn_describe_error(&b->req, &res, why, sizeof(why));
+			pd->outcome = -1;
+			pd->why = strdup(why);
+		}
+		pd->blk = NULL;
+	}
+	block_put(b);
+}
+
+/* Settles every block whose child has left it. The list holds only the
+ * children that had not exec'd at the last look: a few at most. */
+static void reclaim(void)
+{
+	struct block **bp = &busy_blocks, *b;
+
+	while ((b = *bp))
+		if (__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE) == 0) {
+			*bp = b->next;
+			block_settle(b);
+		} else {
+			bp = &b->next;
+		}
 }
 
 int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct spawn_pending **pend)
 {
 	struct spawn_pending *pd;
-	int rep[2], pidfd = -1;
+	size_t strings = 0, len;
+	struct block *b;
+	int pidfd = -1;
 	pid_t pid;
 
 	*pend = NULL;
@@ -521,71 +594,51 @@ int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct s
 		return spawn_process(r, res);
 	if (!request_ok(r, res))
 		return -1;
-	if (pipe2(rep, O_CLOEXEC) < 0) {
+	reclaim();
+	len = block_size(r, &strings) + strings;
+	if (!(pd = calloc(1, sizeof(*pd))) || !(b = block_get(len))) {
 		res->err = errno;
 		res->step = "fork";
+		free(pd);
 		return -1;
 	}
-	if (!(pd = pending_new(r))) {
-		res->err = errno;
-		res->step = "fork";
-		close(rep[0]);
-		close(rep[1]);
-		return -1;
-	}
-	pd->ctx.report_fd = rep[1];
-	pd->report_fd = rep[0];
-	UNPOISON(pd->map, DETACHED_STACK);
-	pid = clone_child((char *)pd->map + DETACHED_STACK, CLONE_VM | SIGCHLD, &pd->ctx, &pidfd);
-	close(rep[1]);
+	block_fill(b, r, strings);
+	b->busy = 1;
+	UNPOISON(b->map, DETACHED_STACK);
+	pid = clone_child(b, CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD, &b->ctx, &pidfd, &b->busy);
 	if (pid < 0) {
 		res->err = errno;
 		res->step = "fork";
-		close(rep[0]);
-		pending_unmap(pd);
+		block_put(b);
+		free(pd);
 		return -1;
 	}
-	fcntl(rep[0], F_SETFL, O_NONBLOCK);
+	b->owner = pd;
+	b->next = busy_blocks;
+	busy_blocks = b;
+	pd->blk = b;
+	pd->outcome = 1;
 	res->pid = pid;
 	res->pidfd = pidfd >= 0 ? pidfd : pidfd_open(pid, 0);
 	*pend = pd;
 	return 0;
 }
 
-int spawn_pending_fd(const struct spawn_pending *pd)
-{
-	return pd->report_fd;
-}
-
-/* The end of the pipe, not the report, is when the memory is free: the
- * kernel closes the child's end at exec after the child has left droverd's
- * address space, and at exit after it has dropped it. Until then the child
- * may still run on its stack (a report is followed by its exit). */
 int spawn_pending_outcome(struct spawn_pending *pd, char *why, size_t len)
 {
-	struct spawn_result res = { 0 };
-	struct report rep;
-	ssize_t n;
-
-	while ((n = read(pd->report_fd, &rep, sizeof(rep))) > 0)
-		if (n == (ssize_t)sizeof(rep)) {
-			pd->rep = rep;
-			pd->failed = true;
-		}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 1;
-	if (!pd->failed)
-		return 0;
-	res.err = pd->rep.err;
-	res.step = pd->rep.step >= 0 && pd->rep.step < S_COUNT ? step_name[pd->rep.step] : "?";
-	spawn_describe_error(&pd->req, &res, why, len);
-	return -1;
+	if (pd->blk)
+		reclaim();
+	if (pd->outcome < 0)
+		snprintf(why, len, "%s", pd->why ? pd->why : "cannot start (out of memory to say why)");
+	return pd->outcome;
 }
 
 void spawn_pending_free(struct spawn_pending *pd)
 {
-	close(pd->report_fd);
-	pending_unmap(pd);
+	if (pd->blk)
+		pd->blk->owner = NULL;	/* still in use: the next reclaim frees it */
+	free(pd->why);
+	free(pd);
 }
 
 void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *res,

@@ -52,16 +52,15 @@ int spawn_process(const struct spawn_req *r, struct spawn_result *res);
 
 /* The same without waiting: 0 once the child exists (res->pid, pidfd),
  * -1 when it could not be created. Whether it reached exec is learnt
- * later: *pend is readable (spawn_pending_fd) when it is known, and
- * spawn_pending_outcome() then says: 0 it runs the program, -1 a step
- * failed (why gets "cannot exec ..."; the child exits 127), 1 not known
- * yet. Once it is known, spawn_pending_free(); not before: the child runs
- * on that memory until then. Where the child cannot be written
- * without libc's errno (processors other than x86-64 and aarch64), this
- * waits like spawn_process and *pend is NULL. */
+ * later, without a descriptor: spawn_pending_outcome() says 0 it runs the
+ * program, -1 a step failed (why gets "cannot exec ..."; the child exits
+ * 127), 1 not known yet. Once the child's exit is known, so is the
+ * outcome. spawn_pending_free() may come at any time: memory the child
+ * still runs on is kept until it is done with it. Where the child cannot be
+ * written without libc's errno (processors other than x86-64 and aarch64),
+ * this waits like spawn_process and *pend is NULL. */
 struct spawn_pending;
 int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct spawn_pending **pend);
-int spawn_pending_fd(const struct spawn_pending *pd);
 int spawn_pending_outcome(struct spawn_pending *pd, char *why, size_t len);
 void spawn_pending_free(struct spawn_pending *pd);
 /* "cannot exec /x: No such file or directory" and the like. */

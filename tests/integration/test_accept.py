@@ -93,6 +93,16 @@ def test_handler_environment_tcp(droverd):
     }
 
 
+def handler_env(addr, **kw):
+    """Connect to a /usr/bin/env handler: (our port, its environment)."""
+    with connect(addr, **kw) as c:
+        return c.getsockname()[1], env_lines(read_to_eof(c))
+
+
+def remote_local(env):
+    return (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["LOCAL_ADDR"], env["LOCAL_PORT"])
+
+
 def test_handler_environment_tcp6_and_another_source(droverd):
     s = socket.socket(socket.AF_INET6)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -101,19 +111,22 @@ def test_handler_environment_tcp6_and_another_source(droverd):
     s.close()
     d = droverd(handler_conf("/usr/bin/env", f"tcp:{port}"))
     d.wait_state("acc", "ready")
-    with connect(("::1", port), family=socket.AF_INET6) as c:
-        mine = c.getsockname()[1]
-        env = env_lines(read_to_eof(c))
-    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["LOCAL_ADDR"], env["LOCAL_PORT"]) == \
-        ("::1", str(mine), "::1", str(port))
+    mine, env = handler_env(("::1", port), family=socket.AF_INET6)
+    assert remote_local(env) == ("::1", str(mine), "::1", str(port))
     # Over IPv4 on the dual-stack socket, from 127.0.0.2.
-    with connect(("127.0.0.1", port), source=("127.0.0.2", 0)) as c:
-        mine = c.getsockname()[1]
-        env = env_lines(read_to_eof(c))
-    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["LOCAL_PORT"]) == \
-        ("127.0.0.2", str(mine), str(port))
+    mine, env = handler_env(("127.0.0.1", port), source=("127.0.0.2", 0))
     # An IPv4 client of a dual-stack socket shows as IPv4, as under systemd.
-    assert env["LOCAL_ADDR"] == "127.0.0.1"
+    assert remote_local(env) == ("127.0.0.2", str(mine), "127.0.0.1", str(port))
+
+
+def test_handler_environment_tcp6_one_address(droverd):
+    # Bound to one address, droverd knows the local end without asking the
+    # kernel: it must still say exactly what getsockname would.
+    port = free_port()
+    d = droverd(handler_conf("/usr/bin/env", f"tcp6:[::1]:{port}"))
+    d.wait_state("acc", "ready")
+    mine, env = handler_env(("::1", port), family=socket.AF_INET6)
+    assert remote_local(env) == ("::1", str(mine), "::1", str(port))
 
 
 def test_unix_listener(droverd, tmp_path):
