@@ -412,7 +412,9 @@ struct spawn_pending {
 	char *why;		/* outcome -1: "cannot exec ..." */
 };
 
-enum { BLOCK_ROUND = 16 * 1024, BLOCKS_KEEP = 8 };
+/* Kept: enough for a burst of handlers starting at once; each holds a
+ * few pages once used (its stack's top, the copy). */
+enum { BLOCK_ROUND = 16 * 1024, BLOCKS_KEEP = 32 };
 
 static struct block *busy_blocks, *free_blocks;
 static int nfree;
@@ -460,7 +462,8 @@ static char **vec_copy(struct area *a, char *const *v, char **strings, const cha
 	return out;
 }
 
-/* Everything but the strings, which go at the block's end. */
+/* Everything but the strings, which come right after (the copy then
+ * spans as few pages as it can). */
 static size_t block_size(const struct spawn_req *r, size_t *strings)
 {
 	size_t n = DETACHED_STACK + sizeof(struct block) + 16;
@@ -513,12 +516,13 @@ static void block_put(struct block *b)
 	nfree++;
 }
 
-/* Fill b with a copy of r that lives as long as the block. */
-static void block_fill(struct block *b, const struct spawn_req *r, size_t strings)
+/* Fill b with a copy of r that lives as long as the block; the strings
+ * start at offset `at`. */
+static void block_fill(struct block *b, const struct spawn_req *r, size_t at)
 {
 	struct spawn_req *q = &b->req;
 	struct area a = { (char *)(b + 1) };
-	char *str = (char *)b->map + b->len - strings;
+	char *str = (char *)b->map + at;
 	int *ints;
 
 	*q = *r;
@@ -584,7 +588,7 @@ static void reclaim(void)
 int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct spawn_pending **pend)
 {
 	struct spawn_pending *pd;
-	size_t strings = 0, len;
+	size_t strings = 0, at;
 	struct block *b;
 	int pidfd = -1;
 	pid_t pid;
@@ -595,14 +599,14 @@ int spawn_detached(const struct spawn_req *r, struct spawn_result *res, struct s
 	if (!request_ok(r, res))
 		return -1;
 	reclaim();
-	len = block_size(r, &strings) + strings;
-	if (!(pd = calloc(1, sizeof(*pd))) || !(b = block_get(len))) {
+	at = block_size(r, &strings);
+	if (!(pd = calloc(1, sizeof(*pd))) || !(b = block_get(at + strings))) {
 		res->err = errno;
 		res->step = "fork";
 		free(pd);
 		return -1;
 	}
-	block_fill(b, r, strings);
+	block_fill(b, r, at);
 	b->busy = 1;
 	UNPOISON(b->map, DETACHED_STACK);
 	pid = clone_child(b, CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD, &b->ctx, &pidfd, &b->busy);
