@@ -27,8 +27,9 @@ static struct timer t_sweep;
 static void exited(struct proc *p, int status)
 {
 	/* A service may send READY=1 and exit at once: read its datagrams
-	 * while it is still known by pid (if it was given the socket), and its last output lines first;
-	 * and a start that failed before exec is told as such, first. */
+	 * while it is still known by pid (if it was given the socket), and
+	 * its last output lines first; and a start that failed before exec
+	 * is told as such, first. */
 	launch_settle_exited(p);
 	if (!p->no_notify)
 		notify_drain();
