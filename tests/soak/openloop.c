@@ -28,7 +28,11 @@
  *                  not a failure of the server: this client was not
  *                  running (see max_lag_ms); it is counted apart
  *                  (stalled_connect) with a "note" line.
- *   slow           succeeded, but took > 2 s from connect to close
+ *   slow           succeeded, but took > 2 s from connect to close; not
+ *                  counted when the time this client itself was not
+ *                  running meanwhile (it overslept its epoll_wait by
+ *                  more than 20 ms) explains the excess: counted apart
+ *                  (stalled_slow) with a "note" line
  *   ok             everything else
  *
  * Standard output, besides the final JSON line:
@@ -75,6 +79,7 @@ enum phase { P_FREE, P_CONNECTING, P_SENDING, P_READING };
 struct conn {
 	enum phase phase;
 	int64_t t_start, t_connected;	/* ns, CLOCK_MONOTONIC */
+	int64_t stall_at_start;		/* stall_ns when it started */
 	unsigned syn_retrans;		/* segments retransmitted until connected */
 	size_t sent;
 	size_t len;
@@ -92,7 +97,11 @@ static int conns_max;
 static int epfd;
 static struct sockaddr_in target;
 static int64_t t0_ns, timeout_ns = 10LL * 1000000000, warn_ns = 500000000;
-static uint64_t slow_ok, stalled_connect;
+static uint64_t slow_ok, stalled_connect, stalled_slow;
+/* Time this client was not running when it should have been: each
+ * epoll_wait overslept beyond STALL_SLACK, added up. */
+static int64_t stall_ns;
+enum { STALL_SLACK_NS = 20000000 };
 static uint64_t counts[C_N], attempts, inflight, inflight_max;
 static int64_t max_lag_ns, max_ok_ns, max_connect_ns;
 static int64_t gen_seen[GEN_MAX];	/* first completion time of each generation, 0: never */
@@ -130,10 +139,19 @@ static void finish(int fd, enum cls c, int err, const char *what)
 			fprintf(stderr, "note stalled-connect start=%.6f connect_ms=%.3f (no SYN retransmitted)\n",
 				rel(k->t_start), (double)(k->t_connected - k->t_start) / 1e6);
 		}
-		if (slow_connect && k->syn_retrans)
+		if (slow_connect && k->syn_retrans) {
 			c = C_SLOW_CONNECT;
-		else if (t - k->t_start > 2000000000LL)
-			c = C_SLOW;
+		} else if (t - k->t_start > 2000000000LL) {
+			int64_t away = stall_ns - k->stall_at_start;
+
+			if (t - k->t_start - away > 2000000000LL) {
+				c = C_SLOW;
+			} else {
+				stalled_slow++;
+				fprintf(stderr, "note stalled-slow start=%.6f total_ms=%.3f client_stalled_ms=%.3f\n",
+					rel(k->t_start), (double)(t - k->t_start) / 1e6, (double)away / 1e6);
+			}
+		}
 		else if (t - k->t_start > max_ok_ns)
 			max_ok_ns = t - k->t_start;
 		if (c == C_OK && t - k->t_start >= warn_ns) {
@@ -190,6 +208,7 @@ static void start_attempt(void)
 	memset(k, 0, offsetof(struct conn, buf));
 	k->gen = -1;
 	k->t_start = now_ns();
+	k->stall_at_start = stall_ns;
 	k->phase = P_CONNECTING;
 	inflight++;
 	if (inflight > inflight_max)
@@ -370,7 +389,7 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	struct sigaction sa = { .sa_handler = on_stop };
 	struct epoll_event evs[512];
-	int64_t start, end, period, next, last_check;
+	int64_t start, end, period, next, last_check, waited_from, waited_for = 0;
 	uint64_t issued = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -431,10 +450,14 @@ int main(int argc, char **argv)
 		period = 1;
 	next = start;
 	last_check = start;
+	waited_from = start;
 	for (;;) {
 		int64_t now = now_ns(), wait_ns;
 		int n, timeout_ms;
 		bool issuing = !stop_flag && now < end;
+
+		if (now - waited_from > waited_for + STALL_SLACK_NS)
+			stall_ns += now - waited_from - waited_for - STALL_SLACK_NS;
 
 		if (issuing) {
 			/* Open loop: everything that is due goes now. */
@@ -456,6 +479,8 @@ int main(int argc, char **argv)
 		if (wait_ns > 50000000)
 			wait_ns = 50000000;
 		timeout_ms = wait_ns <= 0 ? 0 : (int)((wait_ns + 999999) / 1000000);
+		waited_from = now_ns();
+		waited_for = (int64_t)timeout_ms * 1000000;
 		n = epoll_wait(epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout_ms);
 		if (n < 0 && errno != EINTR) {
 			perror("openloop: epoll_wait");
@@ -477,10 +502,11 @@ int main(int argc, char **argv)
 			printf(", \"%s\": %llu", cls_name[c], (unsigned long long)counts[c]);
 		printf(", \"seconds\": %.3f, \"rate\": %.1f, \"max_lag_ms\": %.3f, \"max_ok_ms\": %.3f, "
 		       "\"max_connect_ms\": %.3f, \"inflight_max\": %llu, \"ok_over_warn\": %llu, "
-		       "\"stalled_connect\": %llu, \"warn_ms\": %.0f}\n",
+		       "\"stalled_connect\": %llu, \"stalled_slow\": %llu, \"warn_ms\": %.0f}\n",
 		       secs, (double)attempts / secs, (double)max_lag_ns / 1e6, (double)max_ok_ns / 1e6,
 		       (double)max_connect_ns / 1e6, (unsigned long long)inflight_max,
-		       (unsigned long long)slow_ok, (unsigned long long)stalled_connect, (double)warn_ns / 1e6);
+		       (unsigned long long)slow_ok, (unsigned long long)stalled_connect,
+		       (unsigned long long)stalled_slow, (double)warn_ns / 1e6);
 		fflush(stdout);
 	}
 	return 0;

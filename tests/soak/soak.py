@@ -785,6 +785,8 @@ class Soak:
                      "or more; see \"note\" lines in timeline.log)")
             self.say(f"  (not failures: {ol['stalled_connect']} connects took 1 s or more with no SYN "
                      "retransmitted: the client was not running, see its max scheduling lag)")
+            self.say(f"  (not failures: {ol['stalled_slow']} requests took over 2 s only because the "
+                     "client itself was not running meanwhile; see \"note stalled-slow\" lines)")
             if ol["ok"] + ol["failed"] != n:
                 self.fail("open-loop: classes do not add up")
         if w["requests"] is None or w["responses"] is None:
