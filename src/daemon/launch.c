@@ -8,9 +8,7 @@
 #include "launch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,6 @@
 
 #include "listen.h"
 #include "log.h"
-#include "loop.h"
 #include "output.h"
 #include "proc.h"
 #include "reap.h"

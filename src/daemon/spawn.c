@@ -321,6 +321,13 @@ CHILD static int child_main(void *arg)
 	return 127;
 }
 
+/* The child's report, as spawn_result says it. */
+static void take_report(struct spawn_result *res, const volatile struct report *rep)
+{
+	res->err = rep->err;
+	res->step = rep->step >= 0 && rep->step < S_COUNT ? step_name[rep->step] : "?";
+}
+
 static bool request_ok(const struct spawn_req *r, struct spawn_result *res)
 {
 	res->pid = -1;
@@ -373,8 +380,7 @@ int spawn_process(const struct spawn_req *r, struct spawn_result *res)
 		waitpid(pid, NULL, 0);
 		if (pidfd >= 0)
 			close(pidfd);
-		res->err = c.rep.err;
-		res->step = c.rep.step >= 0 && c.rep.step < S_COUNT ? step_name[c.rep.step] : "?";
+		take_report(res, &c.rep);
 		return -1;
 	}
 	/* Either way close-on-exec: the kernel sets it on every pidfd. */
@@ -556,11 +562,10 @@ static void block_settle(struct block *b)
 	if (pd) {
 		pd->outcome = 0;
 		if (b->ctx.rep.err) {
-			struct spawn_result res = { .err = b->ctx.rep.err };
+			struct spawn_result res = { 0 };
 			char why[300];
 
-			res.step = b->ctx.rep.step >= 0 && b->ctx.rep.step < S_COUNT ?
-				   step_name[b->ctx.rep.step] : "?";
+			take_report(&res, &b->ctx.rep);
 			spawn_describe_error(&b->req, &res, why, sizeof(why));
 			pd->outcome = -1;
 			pd->why = strdup(why);
