@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, SLOW, children_of, reap_strays, wait_for
+from conftest import BUILD, SANITIZER_PATTERNS, SLOW, children_of, reap_strays, wait_for
 
 PODMAN = shutil.which("podman")
 RUNC = shutil.which("runc") or (os.path.exists("/usr/sbin/runc") and "/usr/sbin/runc")
@@ -145,9 +145,13 @@ class Container:
                         what=f"container log to match {pattern!r}\n--- log:\n{self.logs()}")
 
     def remove(self):
+        """Remove the container; its log must hold no sanitizer report."""
+        log = self.logs() if self.started else ""
         if self.started:
             podman("rm", "-f", "-t", "0", self.name, check=False)
         reap_conmon()
+        if SANITIZER_PATTERNS.search(log):
+            raise AssertionError(f"sanitizer report in the container's log:\n{log}")
 
 
 @pytest.fixture
@@ -160,8 +164,14 @@ def container(tmp_path):
         return c
 
     yield make
+    failures = []
     for c in made:
-        c.remove()
+        try:
+            c.remove()
+        except AssertionError as e:
+            failures.append(str(e))
+    if failures:
+        pytest.fail("\n".join(failures))
 
 
 def test_critical_service_exit_status_is_the_containers(container):
