@@ -328,7 +328,7 @@ static void parse_line(struct parse *p, char *line)
 static int open_conf(struct parse *p, const char *path, struct stat *st)
 {
 	const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-	struct safepath sp;
+	struct safepath sp = { .why = "" };
 	int fd;
 
 	if (p->as_root && !safepath_check(path, &sp)) {
