@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "escape.h"
 #include "proto.h"
 #include "render.h"
 #include "value.h"
@@ -142,6 +143,15 @@ static bool read_frame(int fd, struct buf *b, size_t *size)
 	}
 }
 
+/* droverd's messages can quote what others wrote (a configuration's line,
+ * a name given to it): shown escaped, lines kept. */
+static void print_line(FILE *f, const char *prefix, const char *msg)
+{
+	fputs(prefix, f);
+	render_text(f, msg, ESCAPE_KEEP_TAB | ESCAPE_KEEP_NL);
+	fputc('\n', f);
+}
+
 typedef void on_reply(const struct proto_reply *r, void *arg);
 
 /* Sends argv, hands every frame to fn, returns droverd's status. */
@@ -165,7 +175,7 @@ static int request(int argc, char **argv, on_reply *fn, void *arg)
 			exit(EXIT_FAILED);
 		}
 		if (r.status != 0)
-			fprintf(stderr, "drover: %s\n", r.message);
+			print_line(stderr, "drover: ", r.message);
 		else
 			fn(&r, arg);
 		status = r.status ? EXIT_FAILED : EXIT_OK;
@@ -186,7 +196,7 @@ static void print_message(const struct proto_reply *r, void *arg)
 {
 	(void)arg;
 	if (r->message && *r->message)
-		puts(r->message);
+		print_line(stdout, "", r->message);
 }
 
 static void print_nothing(const struct proto_reply *r, void *arg)
@@ -246,7 +256,7 @@ static int cmd_change(int argc, char **argv)
 static void print_reload(const struct proto_reply *r, void *arg)
 {
 	(void)arg;
-	puts(r->message);
+	print_line(stdout, "", r->message);
 	render_changes(stdout, r);
 }
 
@@ -305,7 +315,7 @@ static int cmd_check(int argc, char **argv)
 static void print_logs(const struct proto_reply *r, void *arg)
 {
 	if (r->message && *r->message && r->nrec == 0)
-		fprintf(stderr, "drover: %s\n", r->message);
+		print_line(stderr, "drover: ", r->message);
 	render_log_lines(stdout, r, arg);
 }
 
@@ -396,7 +406,8 @@ static int cmd_upgrade(int argc, char **argv)
 static void print_version(const struct proto_reply *r, void *arg)
 {
 	(void)arg;
-	printf("drover %s\n%s\n", DROVER_VERSION, r->message);
+	printf("drover %s\n", DROVER_VERSION);
+	print_line(stdout, "", r->message);
 }
 
 static int cmd_version(int argc, char **argv)

@@ -2,10 +2,28 @@
 #include "render.h"
 
 #include <stdbool.h>
-
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "escape.h"
+
+/* What droverd relays (a service's STATUS=, its output, a configuration's
+ * text) is written through escape.h: a terminal never receives a control
+ * character or an invalid byte from it, and JSON stays valid UTF-8. */
+void render_text(FILE *f, const char *s, unsigned flags)
+{
+	size_t len = strlen(s), n = escape_text(NULL, 0, s, len, flags);
+	char *e = malloc(n + 1);
+
+	if (!e) {
+		fputs("(out of memory)", f);
+		return;
+	}
+	escape_text(e, n + 1, s, len, flags);
+	fputs(e, f);
+	free(e);
+}
 
 static const char *fstr(const struct proto_record *r, const char *key)
 {
@@ -85,6 +103,14 @@ static void note_text(const struct proto_record *r, char *out, size_t len)
 
 enum { COLS = 8, CELL = 256, COL_LISTEN = 3 };
 
+/* A cell of the table, escaped (tabs too: they would break the columns).
+ * Text composed for a cell has room for four times the cell, so that a
+ * character cut there is far past what the cell shows. */
+static void cell_text(char *cell, const char *raw)
+{
+	escape_text(cell, CELL, raw, strlen(raw), 0);
+}
+
 /* Columns padded to their width; the last one is not padded; the LISTEN
  * column only when some service listens. */
 static void print_row(FILE *f, const int *width, const char *const *cols, bool listen)
@@ -110,16 +136,20 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 	for (uint32_t i = 0; i < r->nrec; i++) {
 		const struct proto_record *rec = &r->recs[i];
 
-		snprintf(cell[i][0], CELL, "%s", fstr(rec, "name"));
-		snprintf(cell[i][1], CELL, "%s", fstr(rec, "mode"));
-		snprintf(cell[i][2], CELL, "%s", fstr(rec, "state"));
-		snprintf(cell[i][3], CELL, "%s", *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
+		char note[4 * CELL];
+
+		cell_text(cell[i][0], fstr(rec, "name"));
+		cell_text(cell[i][1], fstr(rec, "mode"));
+		cell_text(cell[i][2], fstr(rec, "state"));
+		cell_text(cell[i][3], *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
 		listen |= *fstr(rec, "listen") != '\0';
-		pids_text(rec, cell[i][4], CELL);
+		pids_text(rec, note, sizeof(note));
+		cell_text(cell[i][4], note);
 		/* time in the state, shown as uptime while it runs */
 		render_duration(strcmp(cell[i][4], "-") ? fint(rec, "uptime_ms", -1) : -1, cell[i][5], CELL);
 		snprintf(cell[i][6], CELL, "%lld", fint(rec, "restarts", 0));
-		note_text(rec, cell[i][7], CELL);
+		note_text(rec, note, sizeof(note));
+		cell_text(cell[i][7], note);
 		for (int c = 0; c < COLS - 1; c++)
 			if ((int)strlen(cell[i][c]) > width[c])
 				width[c] = (int)strlen(cell[i][c]);
@@ -135,24 +165,31 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 	free(cell);
 }
 
+/* Always valid JSON, whatever the bytes: see escape_json(). */
 static void json_string(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	size_t len = strlen(s), n = escape_json(NULL, 0, s, len);
+	char *e = malloc(n + 1);
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+	fputc('"', f);
+	if (e) {
+		escape_json(e, n + 1, s, len);
+		fputs(e, f);
 	}
 	fputc('"', f);
+	free(e);
+}
+
+static bool is_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
 }
 
 /* Records become objects; "pids" (numbers as text) becomes a number array. */
@@ -180,7 +217,7 @@ void render_json(FILE *f, const struct proto_reply *r)
 				for (int k = 0; k < fl->nitems; k++) {
 					if (k)
 						fputs(", ", f);
-					if (numeric)
+					if (numeric && is_number(fl->items[k]))
 						fputs(fl->items[k], f);
 					else
 						json_string(f, fl->items[k]);
@@ -243,9 +280,11 @@ void render_log_lines(FILE *f, const struct proto_reply *r, const char *name)
 		localtime_r(&secs, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 		if (pid)
-			fprintf(f, "%s.%03lld %s[%lld]: %s\n", stamp, when % 1000, name, pid, fstr(rec, "line"));
+			fprintf(f, "%s.%03lld %s[%lld]: ", stamp, when % 1000, name, pid);
 		else
-			fprintf(f, "%s.%03lld %s: %s\n", stamp, when % 1000, name, fstr(rec, "line"));
+			fprintf(f, "%s.%03lld %s: ", stamp, when % 1000, name);
+		render_text(f, fstr(rec, "line"), ESCAPE_KEEP_TAB);
+		fputc('\n', f);
 	}
 	fflush(f);
 }

@@ -12,6 +12,9 @@ void render_json(FILE *f, const struct proto_reply *r);
 void render_deps(FILE *f, const struct proto_reply *r, bool dot);
 void render_log_lines(FILE *f, const struct proto_reply *r, const char *name);
 void render_changes(FILE *f, const struct proto_reply *r);
+/* Text droverd relays, with control characters and invalid UTF-8 made
+ * visible (flags: ESCAPE_KEEP_TAB, ESCAPE_KEEP_NL of escape.h). */
+void render_text(FILE *f, const char *s, unsigned flags);
 /* "3d4h", "5m12s", "850ms" */
 void render_duration(long long ms, char *out, size_t len);
 

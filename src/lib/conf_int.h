@@ -25,6 +25,9 @@ struct keydef {
 };
 
 enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024, CONF_FILE_MAX = 1 << 20 };
+/* The most droverd reads of a config_files file: enough for any service's
+ * configuration, little enough that hashing it cannot stall a reload. */
+enum { CONFIG_FILES_MAX = 16 << 20 };
 
 struct parse {
 	struct conf *c;

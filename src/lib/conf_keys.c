@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "value.h"
@@ -376,28 +377,60 @@ static const char *set_log_max_size(struct parse *p, const char *v)
 	return value_size(v, &SVC->log_max_size);
 }
 
-/* FNV-1a over the file's content: a changed file changes the service. The
- * hash is taken when the configuration is loaded; a file that cannot be read
- * is remembered as such (its errno), which also counts as a change when that
- * changes. */
-static void hash_file(struct conf_hash *h)
+/* FNV-1a over fd, reading at most CONFIG_FILES_MAX + 1 bytes: the count
+ * read, or -1 with errno. */
+static int64_t hash_fd(int fd, uint64_t *hash)
 {
 	uint64_t x = 1469598103934665603ULL;
 	unsigned char block[8192];
+	int64_t total = 0;
 	ssize_t n;
+
+	while (total <= CONFIG_FILES_MAX) {
+		if ((n = read(fd, block, sizeof(block))) < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			x = (x ^ block[i]) * 1099511628211ULL;
+		total += n;
+	}
+	*hash = x;
+	return n < 0 ? -1 : total;
+}
+
+static const char *too_large(struct parse *p)
+{
+	snprintf(p->msg, sizeof(p->msg), "is larger than %d MiB, the most droverd reads of a "
+		 "config_files file", CONFIG_FILES_MAX >> 20);
+	return p->msg;
+}
+
+/* FNV-1a over the file's content: a changed file changes the service. The
+ * hash is taken when the configuration is loaded; a file that cannot be
+ * opened is remembered as such (its errno), which also counts as a change
+ * when that changes. Only a regular file of at most CONFIG_FILES_MAX bytes
+ * is read, and never more than that: a device, a FIFO or a file that grows
+ * without end is an error, not a reload that never ends. */
+static const char *hash_file(struct parse *p, struct conf_hash *h)
+{
+	const char *err = NULL;
+	struct stat st;
+	int64_t total = 0;
 	int fd = open(h->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
 		h->err = errno;
-		return;
+		return NULL;
 	}
-	while ((n = read(fd, block, sizeof(block))) > 0 || (n < 0 && errno == EINTR))
-		for (ssize_t i = 0; i < n; i++)
-			x = (x ^ block[i]) * 1099511628211ULL;
-	if (n < 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		err = "is not a regular file";
+	else if (st.st_size > CONFIG_FILES_MAX || (total = hash_fd(fd, &h->hash)) > CONFIG_FILES_MAX)
+		err = too_large(p);
+	else if (total < 0)
 		h->err = errno;
 	close(fd);
-	h->hash = x;
+	return err;
 }
 
 static const char *set_config_files(struct parse *p, const char *v)
@@ -409,8 +442,7 @@ static const char *set_config_files(struct parse *p, const char *v)
 		return "cannot be stored: out of memory";
 	if ((err = conf_path(p, v, &h->path)))
 		return err;
-	hash_file(h);
-	return NULL;
+	return hash_file(p, h);
 }
 
 static const char *set_control(struct parse *p, const char *v)

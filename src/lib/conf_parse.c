@@ -2,9 +2,12 @@
  *
  * Guarantees: every problem is recorded with its file and line and parsing
  * goes on, so the administrator sees all of them at once; a file that cannot
- * be read, is not a regular file, is too large, or (as root) is writable by
- * someone other than root is an error at the line that named it; include
- * loops are caught. Values are handed to the setters in conf_keys.c. */
+ * be read, is not a regular file, is too large, or (as root) is not root's
+ * alone, down its whole path (safepath.h), is one error at the line that
+ * named it, and nothing of its content is read or shown; include loops are
+ * caught. Messages quote configuration text escaped (escape.h), so a line
+ * cannot send a terminal or a log control characters. Values are handed
+ * to the setters in conf_keys.c. */
 #include "conf_int.h"
 
 #include <ctype.h>
@@ -18,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "escape.h"
+#include "safepath.h"
 #include "suggest.h"
 
 /* Sort key: the position of the file among those read, then the line. */
@@ -34,7 +39,7 @@ static long error_where(struct parse *p, const char *file, int line)
 void conf_error_at(struct parse *p, const char *file, int line, const char *fmt, ...)
 {
 	struct conf_errors *e = p->errs;
-	char text[1024];
+	char text[1024], safe[1024];
 	int n = 0;
 	va_list ap;
 
@@ -45,8 +50,9 @@ void conf_error_at(struct parse *p, const char *file, int line, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
 	va_end(ap);
+	escape_text(safe, sizeof(safe), text, strlen(text), ESCAPE_KEEP_TAB);
 	for (int i = 0; i < e->n; i++)
-		if (strcmp(e->msg[i], text) == 0)
+		if (strcmp(e->msg[i], safe) == 0)
 			return;		/* one problem, one message */
 	if (e->n == e->cap) {
 		int cap = e->cap ? e->cap * 2 : 8;
@@ -61,7 +67,7 @@ void conf_error_at(struct parse *p, const char *file, int line, const char *fmt,
 		e->cap = cap;
 	}
 	e->where[e->n] = error_where(p, file, line);
-	if ((e->msg[e->n] = strdup(text)))
+	if ((e->msg[e->n] = strdup(safe)))
 		e->n++;
 }
 
@@ -316,30 +322,49 @@ static void parse_line(struct parse *p, char *line)
 		parse_assignment(p, line);
 }
 
+/* As root, the file is opened only once its whole path is root's alone,
+ * by the path with every link resolved, and must be the file checked.
+ * Returns the descriptor or -1 with a reason in p->msg. */
+static int open_conf(struct parse *p, const char *path, struct stat *st)
+{
+	const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	struct safepath sp = { .why = "" };
+	int fd;
+
+	if (p->as_root && !safepath_check(path, &sp)) {
+		snprintf(p->msg, sizeof(p->msg), "%s", sp.why);
+		return -1;
+	}
+	fd = p->as_root ? open(sp.path, flags | O_NOFOLLOW) : open(path, flags);
+	if (fd < 0) {
+		snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+		snprintf(p->msg, sizeof(p->msg), "not a regular file");
+	else if (p->as_root && (st->st_dev != sp.st.st_dev || st->st_ino != sp.st.st_ino))
+		snprintf(p->msg, sizeof(p->msg), "changed while it was being checked");
+	else
+		return fd;
+	close(fd);
+	return -1;
+}
+
 /* Opens without following into a FIFO's blocking open, then insists on a
- * regular file. Returns the content (NUL-terminated, malloc'd) or NULL with
- * a reason in p->msg. */
+ * regular file of at most CONF_FILE_MAX bytes, and reads no more than
+ * that. Returns the content (NUL-terminated, malloc'd) or NULL with a
+ * reason in p->msg. */
 static char *slurp(struct parse *p, const char *path, struct stat *st, size_t *lenp)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd = open_conf(p, path, st);
 	char *data = NULL;
 	ssize_t n;
 	size_t len = 0;
 
-	if (fd < 0) {
-		snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
+	if (fd < 0)
 		return NULL;
-	}
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		snprintf(p->msg, sizeof(p->msg), "not a regular file");
-	} else if (st->st_size > CONF_FILE_MAX) {
+	if (st->st_size > CONF_FILE_MAX) {
 		snprintf(p->msg, sizeof(p->msg), "larger than %d bytes", CONF_FILE_MAX);
-	} else if (p->as_root && (st->st_uid != 0 || (st->st_mode & S_IWOTH) ||
-				  ((st->st_mode & S_IWGRP) && st->st_gid != 0))) {
-		snprintf(p->msg, sizeof(p->msg),
-			 "writable by a user other than root (owner uid %u, mode %04o); "
-			 "droverd running as root refuses it", (unsigned)st->st_uid,
-			 (unsigned)(st->st_mode & 07777));
 	} else if (!(data = calloc(1, (size_t)st->st_size + 1))) {
 		snprintf(p->msg, sizeof(p->msg), "out of memory");
 	} else {

@@ -11,6 +11,11 @@ Guarantees every test gets for free:
 - pytest is a child subreaper: a process droverd leaves behind is re-parented
   here and fails the test (no leaked helper, no unreaped zombie).
 
+- Run as root, every temporary directory (pytest's tmp_path too) lives
+  under TEMP_ROOT, a root-owned 0755 directory: droverd running as root
+  refuses a configuration file when any directory on its path, from /, is
+  writable by others (drover.conf(5)), and /tmp is 1777.
+
 Environment: DROVER_BUILD (the build directory, default build/),
 DROVER_SANITIZED=1 (an ASan+UBSan build: deadlines are stretched).
 """
@@ -21,6 +26,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +42,24 @@ SLOW = 3.0 if SANITIZED else 1.0
 SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"SUMMARY: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer")
+
+
+
+def _temp_root():
+    """/run/drover-tests for root (made root's, 0755), where pytest's
+    tmp_path goes too (PYTEST_DEBUG_TEMPROOT, read when tmp_path is first
+    used); the usual temporary directory for anyone else."""
+    if os.geteuid() != 0:
+        return Path(tempfile.gettempdir())
+    root = Path("/run/drover-tests")
+    root.mkdir(mode=0o755, exist_ok=True)
+    os.chown(root, 0, 0, follow_symlinks=False)
+    os.chmod(root, 0o755, follow_symlinks=False)
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
+    return root
+
+
+TEMP_ROOT = _temp_root()
 
 PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)

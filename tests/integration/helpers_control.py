@@ -3,8 +3,8 @@
 - run(): the drover and droverd binaries (or anything else) as a plain
   command, optionally as an unprivileged user (setpriv), with the same
   sanitizer options the harness gives droverd.
-- world_dir(): a directory under /tmp that uid 65534 can reach, because
-  pytest's own tmp_path lives under a 0700 directory.
+- world_dir(): a directory under conftest's TEMP_ROOT that uid 65534 can
+  reach, because pytest's own tmp_path lives under a 0700 directory.
 - The control protocol of src/lib/proto.h, encoded and decoded here
   independently of the C code, so that the tests can send what the drover
   client never would and check every byte of the answer.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, Result, wait_for
+from conftest import SLOW, TEMP_ROOT, Result, wait_for
 
 NOBODY = 65534
 NOGROUP = 65534
@@ -59,9 +59,10 @@ def run(argv, env=None, timeout=30, user=False, groups=None, cwd=None):
 
 @contextlib.contextmanager
 def world_dir():
-    """A fresh 0755 directory under /tmp (every path component reachable by
-    any user), removed afterwards."""
-    d = Path(tempfile.mkdtemp(prefix="drover-ta-", dir="/tmp"))
+    """A fresh 0755 directory under TEMP_ROOT (every path component
+    reachable by any user, none writable by anyone but root), removed
+    afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="drover-ta-", dir=TEMP_ROOT))
     os.chmod(d, 0o755)
     try:
         yield d

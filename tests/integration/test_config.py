@@ -11,6 +11,8 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -608,6 +610,175 @@ def test_writable_included_file_refused_as_root(tmp_path):
     rejected(conf, [f"{conf}:2: cannot read {inc}: " + WRITABLE.format(uid=0, mode="0666")])
 
 
+# --- the whole path, links, and what is shown of a file (as root) ----------
+# Every directory from / to a configuration file, and the file, must be
+# root's alone (src/lib/safepath.h); a refused file is one error naming it
+# and why, and nothing of its content is read or shown. The tests' own
+# directories are under conftest's TEMP_ROOT, root's and 0755.
+
+WRITABLE_DIR = ("directory {dir} is writable by a user other than root (owner uid {uid}, "
+                "mode {mode}); droverd running as root refuses it")
+LEADS_TO = ("it leads to {target}, which is writable by a user other than root (owner uid {uid}, "
+            "mode {mode}); droverd running as root refuses it")
+# A line that, read as configuration, would be quoted in an error.
+SECRET = "password=hunter2\n"
+
+
+def no_secret(conf):
+    """Not in anything drover check, droverd -t or droverd print."""
+    for argv in ([DROVER, "check", "-c", conf], [DROVERD, "-t", "-c", conf]):
+        r = run(argv)
+        assert r.rc == 1 and "hunter2" not in r.out + r.err, r
+
+
+@pytest.mark.parametrize("uid,gid,mode", [(0, 0, 0o777), (0, 0, 0o1777), (0, 100, 0o775),
+                                          (NOBODY, 0, 0o755)],
+                         ids=["other-writable", "sticky-like-tmp", "group-users-writable", "owned-by-nobody"])
+def test_include_directory_not_roots_alone_is_refused(pubdir, uid, gid, mode):
+    inc = write(pubdir / "conf.d/a.conf", SECRET + "[service a]\ncommand = sleep 1000\n")
+    os.chown(pubdir / "conf.d", uid, gid)
+    os.chmod(pubdir / "conf.d", mode)
+    conf = bad_main(pubdir, "[drover]\ninclude = conf.d/*.conf\n")
+    rejected(conf, [f"{conf}:2: cannot read {inc}: "
+                    + WRITABLE_DIR.format(dir=pubdir / "conf.d", uid=uid, mode=f"{mode:04o}")])
+    no_secret(conf)
+    # Not root: the check does not apply (and the file is read).
+    r = run([DROVER, "check", "-c", conf], user=True)
+    assert r.rc == 1 and '"password=hunter2" is outside any section' in r.err, r
+
+
+def test_include_directory_group_writable_by_root_group_accepted(tmp_path):
+    write(tmp_path / "conf.d/a.conf", "[service a]\ncommand = sleep 1000\n")
+    os.chmod(tmp_path / "conf.d", 0o775)
+    conf = write(tmp_path / "drover.conf", "[drover]\ninclude = conf.d/*.conf\n" + SVC)
+    valid(conf, 2)
+
+
+def test_main_file_in_a_directory_others_can_write_is_refused(tmp_path):
+    sub = tmp_path / "open"
+    sub.mkdir()
+    os.chmod(sub, 0o1777)
+    conf = bad_main(sub, SVC)
+    rejected(conf, [f"cannot read {conf}: " + WRITABLE_DIR.format(dir=sub, uid=0, mode="1777")])
+
+
+def test_main_file_under_tmp_is_refused():
+    """/tmp is 1777: sshd refuses it for its files, and so does droverd."""
+    st = os.stat("/tmp")
+    if (st.st_uid, st.st_mode & 0o7777) != (0, 0o1777):
+        pytest.skip("/tmp is not root's 1777 here")
+    with tempfile.TemporaryDirectory(dir="/tmp") as t:
+        os.chmod(t, 0o755)
+        conf = write(Path(t) / "drover.conf", SVC)
+        check_t(conf, [f"cannot read {conf}: " + WRITABLE_DIR.format(dir="/tmp", uid=0, mode="1777")])
+
+
+def secret_link(tmp_path, case):
+    """conf.d/x.conf, a link to a file holding SECRET, as `case` says;
+    returns (link, the reason it is refused)."""
+    link = tmp_path / "conf.d/x.conf"
+    link.parent.mkdir()
+    safe = write(tmp_path / "safe/secret.txt", SECRET)
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    os.chmod(pub, 0o777)
+    if case == "link-in-open-directory":
+        os.chmod(link.parent, 0o777)
+        os.symlink(safe, link)
+        return link, WRITABLE_DIR.format(dir=link.parent, uid=0, mode="0777")
+    if case == "target-in-open-directory":
+        os.symlink(write(pub / "secret.txt", SECRET), link)
+        return link, WRITABLE_DIR.format(dir=pub, uid=0, mode="0777")
+    if case == "target-owned-by-nobody":
+        target = write(tmp_path / "safe/nobody.txt", SECRET, mode=0o600)
+        os.chown(target, NOBODY, NOBODY)
+        os.symlink("../safe/nobody.txt", link)
+        return link, LEADS_TO.format(target=target, uid=NOBODY, mode="0600")
+    assert case == "through-a-link-in-an-open-directory"
+    os.symlink(safe, pub / "hop")
+    os.symlink(pub / "hop", link)
+    return link, WRITABLE_DIR.format(dir=pub, uid=0, mode="0777")
+
+
+@pytest.mark.parametrize("case", ["link-in-open-directory", "target-in-open-directory",
+                                  "target-owned-by-nobody", "through-a-link-in-an-open-directory"])
+def test_link_to_a_file_others_chose_is_refused_unread(tmp_path, case):
+    link, reason = secret_link(tmp_path, case)
+    conf = bad_main(tmp_path, "[drover]\ninclude = conf.d/*.conf\n")
+    rejected(conf, [f"{conf}:2: cannot read {link}: {reason}"])
+    no_secret(conf)
+
+
+def test_link_through_roots_directories_is_followed(tmp_path):
+    """The sites-enabled pattern: a link in conf.d to a file elsewhere, all
+    root's, and a link to the directory of the main file."""
+    write(tmp_path / "available/web.conf", "[service a]\ncommand = sleep 1000\n")
+    (tmp_path / "conf.d").mkdir()
+    os.symlink("../available/web.conf", tmp_path / "conf.d/web.conf")
+    write(tmp_path / "real/drover.conf", "[drover]\ninclude = ../conf.d/*.conf\n" + SVC)
+    os.symlink("real", tmp_path / "etc")
+    valid(tmp_path / "etc/drover.conf", 2)
+
+
+def test_link_loop_is_an_error(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    os.symlink("loop.conf", tmp_path / "conf.d/loop.conf")
+    conf = bad_main(tmp_path, "[drover]\ninclude = conf.d/*.conf\n")
+    rejected(conf, [f"{conf}:2: cannot read {tmp_path}/conf.d/loop.conf: Too many levels of symbolic links"])
+
+
+# Terminal escapes and bytes that are not UTF-8 in a line, shown escaped.
+HOSTILE = b"\x1b]0;pwned\x07\x1b[2J\xff\xc2\x9b"
+HOSTILE_SHOWN = r"\x1b]0;pwned\x07\x1b[2J\xff\u009b"
+
+
+def test_quoted_text_is_escaped(tmp_path):
+    conf = tmp_path / "drover.conf"
+    conf.write_bytes(SVC.encode() + b"restart_delay = " + HOSTILE + b"\n"
+                     + MARKER.format(mark=tmp_path / "marker-started").encode())
+    rejected(conf, [f'{conf}:3: bad restart_delay in [service web]: "{HOSTILE_SHOWN}" {DURATION}'])
+
+
+# --- config_files: regular files, read no further than 16 MiB ---------------
+
+NOT_REGULAR = "is not a regular file"
+TOO_LARGE = "is larger than 16 MiB, the most droverd reads of a config_files file"
+
+
+def endless(directory, kind):
+    """A config_files value of that kind, as written in the file."""
+    if kind == "fifo":
+        os.mkfifo(directory / "fifo")
+        return str(directory / "fifo")
+    if kind == "link-to-dev-zero":
+        os.symlink("/dev/zero", directory / "zero")
+        return "zero"
+    if kind == "directory":
+        (directory / "etc").mkdir()
+        return "etc"
+    if kind == "too-large":
+        with open(directory / "big", "wb") as f:
+            f.truncate((16 << 20) + 1)
+        return "big"
+    return "/dev/zero"
+
+
+@pytest.mark.parametrize("kind,reason", [("dev-zero", NOT_REGULAR), ("fifo", NOT_REGULAR),
+                                         ("link-to-dev-zero", NOT_REGULAR), ("directory", NOT_REGULAR),
+                                         ("too-large", TOO_LARGE)])
+def test_config_files_must_be_a_bounded_regular_file(tmp_path, kind, reason):
+    value = endless(tmp_path, kind)
+    conf = bad_main(tmp_path, SVC + f"config_files = {value}\n")
+    rejected(conf, [f'{conf}:3: bad config_files in [service web]: "{value}" {reason}'])
+
+
+def test_config_files_of_16_mib_and_missing_ones_are_fine(tmp_path):
+    with open(tmp_path / "big", "wb") as f:
+        f.truncate(16 << 20)
+    conf = write(tmp_path / "drover.conf", SVC + "config_files = big\nconfig_files = not-there\n")
+    valid(conf, 1)
+
+
 # --- reload onto a bad configuration ---------------------------------------
 
 GOOD = """\
@@ -775,3 +946,44 @@ def test_reload_with_config_file_gone_changes_nothing(droverd):
     assert (r.rc, r.out, r.err) == (0, "reloaded: 0 added, 0 removed, 0 replaced, 0 updated, 2 unchanged\n",
                                     ""), r
     assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "link-to-dev-zero"])
+def test_reload_onto_endless_config_files_changes_nothing(droverd, kind):
+    d, before = start_good(droverd)
+    value = endless(d.dir, kind)
+    d.write_config(GOOD + f"config_files = {value}\n[service gamma]\n"
+                   "command = /bin/sh -c 'touch @DIR@/gamma-started; exec sleep 1000'\n")
+    r = d.drover("reload", timeout=10)
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == ("drover: the configuration has 1 error; still running the old one\n"
+                     f'{d.conf}:6: bad config_files in [service beta]: "{value}" {NOT_REGULAR}\n'), r
+    assert_unchanged(d, before)
+
+
+def test_reload_onto_include_directory_others_can_write_changes_nothing(droverd):
+    d, before = start_good(droverd)
+    inc = write(d.dir / "conf.d/g.conf", SECRET + "[service gamma]\n"
+                f"command = /bin/sh -c 'touch {d.dir}/gamma-started; exec sleep 1000'\n")
+    os.chmod(d.dir / "conf.d", 0o777)
+    d.write_config("[drover]\ninclude = conf.d/*.conf\n" + GOOD)
+    r = d.drover("reload")
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == ("drover: the configuration has 1 error; still running the old one\n"
+                     f"{d.conf}:2: cannot read {inc}: "
+                     + WRITABLE_DIR.format(dir=d.dir / "conf.d", uid=0, mode="0777") + "\n"), r
+    assert_unchanged(d, before)
+    assert "hunter2" not in d.log()
+
+
+def test_reload_error_quoting_a_line_is_escaped(droverd):
+    """In drover reload's answer and in droverd's log."""
+    d, before = start_good(droverd)
+    d.conf.write_bytes(GOOD.encode() + b"restart_delay = " + HOSTILE + b"\n")
+    r = d.drover("reload")
+    error = f'{d.conf}:6: bad restart_delay in [service beta]: "{HOSTILE_SHOWN}" {DURATION}'
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == f"drover: the configuration has 1 error; still running the old one\n{error}\n", r
+    d.wait_log(re.escape(f"droverd: error:   {error}\n"))
+    assert "\x1b" not in d.log() and "\ufffd" not in d.log()
+    assert_unchanged(d, before)

@@ -35,13 +35,27 @@ struct fx {
 	struct conf *c;
 };
 
+/* As root, the tests' directories are under /run/drover-tests, root's and
+ * 0755: loading as root refuses a file below a directory others can write
+ * (safepath.h), and /tmp is 1777. Anyone else uses /tmp. */
+static const char *temp_base(void)
+{
+	static const char base[] = "/run/drover-tests";
+
+	if (geteuid() != 0)
+		return "/tmp";
+	if ((mkdir(base, 0755) < 0 && errno != EEXIST) || chown(base, 0, 0) < 0 || chmod(base, 0755) < 0)
+		return "/tmp";
+	return base;
+}
+
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/drover-unit-XXXXXX");
+	snprintf(f->dir, sizeof(f->dir), "%s/drover-unit-XXXXXX", temp_base());
 	if (!mkdtemp(f->dir))
 		return -1;
 	f->oldcwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1315,7 +1329,8 @@ static void test_writable_refused_as_root(void **state)
 	assert_null(load_file(f, "drover.conf", true));
 	snprintf(want, sizeof(want), "cannot read drover.conf: writable by a user other than root "
 		 "(owner uid %u, mode 0666); " REFUSED, (unsigned)geteuid());
-	EXPECT_ERRORS(f, want);
+	if (geteuid() == 0)	/* else a directory above, /tmp or ours, is refused first */
+		EXPECT_ERRORS(f, want);
 	/* Not running as root: no such rule. */
 	assert_non_null(load_file(f, "drover.conf", false));
 
@@ -1362,6 +1377,38 @@ static void test_writable_include_refused_as_root(void **state)
 		"(owner uid 0, mode 0666); " REFUSED,
 		"drover.conf:2: cannot read conf.d/b.conf: writable by a user other than root "
 		"(owner uid 1, mode 0644); " REFUSED);
+}
+
+/* The whole path (safepath.h): a directory others can write, reached
+ * directly, through "..", or through a link, refuses the file; links
+ * through root's directories are followed. */
+static void test_directory_others_can_write_refused_as_root(void **state)
+{
+	struct fx *f = *state;
+	char want[512];
+
+	if (geteuid() != 0)
+		skip();
+	make_dir("open");
+	make_dir("safe");
+	write_file("open/a.conf", "[service a]\ncommand = /bin/true\n");
+	write_file("safe/b.conf", "[service b]\ncommand = /bin/true\n");
+	assert_int_equal(chmod("open", 01777), 0);
+	assert_int_equal(symlink("open/a.conf", "l.conf"), 0);
+	assert_int_equal(symlink("../safe/b.conf", "open/l.conf"), 0);
+	assert_int_equal(symlink("safe/b.conf", "ok.conf"), 0);
+	snprintf(want, sizeof(want), "cannot read %%s: directory %s/open is writable by a user other "
+		 "than root (owner uid 0, mode 1777); " REFUSED, f->dir);
+	for (const char *const *path = (const char *const[]){ "open/a.conf", "safe/../open/a.conf",
+							      "l.conf", "open/l.conf", NULL }; *path; path++) {
+		char msg[600];
+
+		assert_null(load_file(f, *path, true));
+		snprintf(msg, sizeof(msg), want, *path);
+		EXPECT_ERRORS(f, msg);
+	}
+	assert_non_null(load_file(f, "ok.conf", true));
+	assert_non_null(load_file(f, "./safe/../ok.conf", true));
 }
 
 static void test_oversized_file(void **state)
@@ -1677,6 +1724,7 @@ int main(void)
 		T(test_nul_byte),
 		T(test_writable_refused_as_root),
 		T(test_writable_include_refused_as_root),
+		T(test_directory_others_can_write_refused_as_root),
 		T(test_oversized_file),
 		T(test_compare_unchanged),
 		T(test_compare_live),
