@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "value.h"
@@ -379,16 +380,27 @@ static const char *set_log_max_size(struct parse *p, const char *v)
 /* FNV-1a over the file's content: a changed file changes the service. The
  * hash is taken when the configuration is loaded; a file that cannot be read
  * is remembered as such (its errno), which also counts as a change when that
- * changes. */
+ * changes. Only a regular file is read: /dev/zero or /dev/urandom would
+ * never end, and droverd's loop waits while it loads. Anything else is
+ * remembered as EINVAL. */
 static void hash_file(struct conf_hash *h)
 {
 	uint64_t x = 1469598103934665603ULL;
 	unsigned char block[8192];
+	struct stat st;
 	ssize_t n;
 	int fd = open(h->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
 		h->err = errno;
+		return;
+	}
+	if (fstat(fd, &st) < 0)
+		h->err = errno;
+	else if (!S_ISREG(st.st_mode))
+		h->err = EINVAL;
+	if (h->err) {
+		close(fd);
 		return;
 	}
 	while ((n = read(fd, block, sizeof(block))) > 0 || (n < 0 && errno == EINTR))

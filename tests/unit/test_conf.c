@@ -442,6 +442,29 @@ static void test_defaults(void **state)
 	assert_null(raw(s, "procs"));
 }
 
+/* config_files naming something that is not a regular file: hashing
+ * /dev/zero never ended (droverd hung at start or reload). Such a file is
+ * not read and counts as unreadable (EINVAL); alarm() turns a hang into a
+ * failure. */
+static void test_config_files_not_regular(void **state)
+{
+	struct fx *f = *state;
+	struct svc_conf *s;
+
+	assert_int_equal(mkfifo("fifo", 0600), 0);
+	make_dir("dir");
+	alarm(10);
+	load_ok(f, "[service a]\ncommand = /bin/true\n"
+		   "config_files = /dev/zero\nconfig_files = fifo\nconfig_files = dir\n");
+	alarm(0);
+	s = svc(f->c, "a");
+	assert_int_equal(s->nconfig_files, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(s->config_files[i].err, EINVAL);
+		assert_true(s->config_files[i].hash == 0);
+	}
+}
+
 static void test_mode_defaults(void **state)
 {
 	struct fx *f = *state;
@@ -1631,6 +1654,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_full_config),
 		T(test_defaults),
+		T(test_config_files_not_regular),
 		T(test_mode_defaults),
 		T(test_syntax_variants),
 		T(test_empty_config),
