@@ -31,10 +31,12 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* The linker's --wrap names. NOLINTBEGIN(bugprone-reserved-identifier) */
 int __real_open(const char *path, int flags, ...);
 int __wrap_open(const char *path, int flags, ...);
 int __real_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
 int __wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g);
+/* NOLINTEND(bugprone-reserved-identifier) */
 
 static const char *const names[] = { "drover.conf", "a.conf", "b.conf", "conf.d/1.conf", "conf.d/2.conf" };
 enum { NFILES = sizeof(names) / sizeof(names[0]) };
@@ -50,6 +52,7 @@ static bool inside(const char *path)
 	return dirlen && strncmp(path, dir, dirlen) == 0 && path[dirlen] == '/' && !strstr(path, "/..");
 }
 
+/* NOLINTBEGIN(bugprone-reserved-identifier) */
 int __wrap_open(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
@@ -76,6 +79,7 @@ int __wrap_glob(const char *pattern, int flags, int (*errfunc)(const char *, int
 	}
 	return __real_glob(pattern, flags, errfunc, g);
 }
+/* NOLINTEND(bugprone-reserved-identifier) */
 
 static void path_of(char *out, size_t len, int i)
 {
