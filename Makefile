@@ -6,6 +6,8 @@
 #                       unit tests, integration tests, and the integration
 #                       tests again against an ASan+UBSan build
 #   make install PREFIX=/usr/local DESTDIR=
+#   make fuzz           build the libFuzzer targets (clang) and run each for
+#                       FUZZ_TIME seconds; see tests/fuzz/README.md
 #
 # Variables: BUILD (output directory), SAN=1 (sanitizer build), WERROR=0.
 
@@ -132,6 +134,7 @@ check: check-deps
 	$(MAKE) all
 	$(MAKE) lint
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) integration
 	$(MAKE) soak
 	$(MAKE) integration-asan
@@ -163,9 +166,71 @@ install: all
 	install -m 644 man/droverd.8 $(DESTDIR)$(PREFIX)/share/man/man8/droverd.8
 
 clean:
-	rm -rf build build-asan run
+	rm -rf build build-asan build-fuzz run
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Fuzzing (tests/fuzz/README.md). The library and droverd's objects (not
+# main) are built again with clang, ASan, UBSan and libFuzzer's coverage into
+# $(FUZZ_BUILD); one target per input droverd or drover decodes.
+#   make fuzz-build     the targets
+#   make fuzz           run each for FUZZ_TIME seconds on its corpus and
+#                       dictionary; new inputs go to $(FUZZ_BUILD)/corpus/NAME,
+#                       crashes to $(FUZZ_BUILD)/artifacts/ (never the repo)
+#   make fuzz-replay    run each target once over every file of its corpus in
+#                       tests/fuzz/corpus/ (part of `make check`)
+# FUZZ_TARGETS=conf picks targets; FUZZ_ARGS adds libFuzzer options.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_TIME    ?= 60
+FUZZ_TARGETS ?= conf proto notify state
+FUZZ_ARGS    ?=
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  = -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
+fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
+FUZZ_BIN := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	@$(FUZZ_CC) $(CPPFLAGS_ALL) -Isrc/daemon $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libshared.a: $(call fuzz_obj,$(LIB_SRC))
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/libdaemon.a: $(call fuzz_obj,$(filter-out %/main.c,$(DAEMON_SRC)))
+	rm -f $@ && ar rcs $@ $^
+
+# fuzz_conf confines the parser's open() and glob() to its temporary directory.
+$(FUZZ_BUILD)/fuzz_conf: FUZZ_LDFLAGS = -Wl,--wrap=open,--wrap=glob
+$(FUZZ_BUILD)/fuzz_conf $(FUZZ_BUILD)/fuzz_proto: $(FUZZ_BUILD)/fuzz_%: \
+		$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libshared.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS) -o $@ $^
+
+$(FUZZ_BUILD)/fuzz_notify $(FUZZ_BUILD)/fuzz_state: $(FUZZ_BUILD)/fuzz_%: \
+		$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libdaemon.a $(FUZZ_BUILD)/libshared.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
+
+.PHONY: fuzz fuzz-build fuzz-replay
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/artifacts; \
+	  dict=; [ ! -f tests/fuzz/$$t.dict ] || dict=-dict=tests/fuzz/$$t.dict; \
+	  echo "== fuzz_$$t for $(FUZZ_TIME) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 $$dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_ARGS) \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; done
+
+fuzz-replay: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  log=$(FUZZ_BUILD)/replay-$$t.log; \
+	  if ! $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/corpus/$$t/* >$$log 2>&1; then \
+	    cat $$log; echo "fuzz-replay: fuzz_$$t failed on an input above"; exit 1; fi; \
+	  echo "fuzz-replay: fuzz_$$t: $$(ls tests/fuzz/corpus/$$t | wc -l) inputs, no finding"; done
+
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Benchmark against runit and s6 (installed by scripts/deps.sh bench); prints
 # figures and ratios, asserts nothing. BENCH_ARGS=--quick for a short run.

@@ -9,8 +9,8 @@ want=${1:-test}
 pkgs="gcc make libc6-dev pkg-config"
 case $want in
   build) ;;
-  test)  pkgs="$pkgs libcmocka-dev python3 python3-pytest clang clang-tidy cppcheck procps iproute2 git systemd wrk podman runc" ;;
-  bench) pkgs="$pkgs libcmocka-dev python3 python3-pytest clang clang-tidy cppcheck procps iproute2 git systemd runit s6 xinetd wrk apache2-utils" ;;
+  test)  pkgs="$pkgs libcmocka-dev python3 python3-pytest clang libclang-rt-dev clang-tidy cppcheck procps iproute2 git systemd wrk podman runc" ;;
+  bench) pkgs="$pkgs libcmocka-dev python3 python3-pytest clang libclang-rt-dev clang-tidy cppcheck procps iproute2 git systemd runit s6 xinetd wrk apache2-utils" ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 missing=

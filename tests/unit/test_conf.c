@@ -456,6 +456,24 @@ static void test_defaults(void **state)
 	assert_null(raw(s, "procs"));
 }
 
+/* config_files naming something that is not a regular file: hashing
+ * /dev/zero never ended (droverd hung at start or reload). Such a file is
+ * an error, never read; alarm() turns a hang into a failure. */
+static void test_config_files_not_regular(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(mkfifo("fifo", 0600), 0);
+	make_dir("dir");
+	alarm(10);
+	LOAD_FAILS(f, "[service a]\ncommand = /bin/true\n"
+		      "config_files = /dev/zero\nconfig_files = fifo\nconfig_files = dir\n",
+		   "drover.conf:3: bad config_files in [service a]: \"/dev/zero\" is not a regular file",
+		   "drover.conf:4: bad config_files in [service a]: \"fifo\" is not a regular file",
+		   "drover.conf:5: bad config_files in [service a]: \"dir\" is not a regular file");
+	alarm(0);
+}
+
 static void test_mode_defaults(void **state)
 {
 	struct fx *f = *state;
@@ -1678,6 +1696,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_full_config),
 		T(test_defaults),
+		T(test_config_files_not_regular),
 		T(test_mode_defaults),
 		T(test_syntax_variants),
 		T(test_empty_config),
