@@ -107,7 +107,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	snprintf(dir, sizeof(dir), "%s/drover-fuzz-XXXXXX", tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+	/* As root the parser refuses a file under a directory others may
+	 * write (/tmp is one): root's /run keeps every input reachable. */
+	if (!tmp || !*tmp || strlen(tmp) >= 32)
+		tmp = geteuid() == 0 && access("/run", W_OK) == 0 ? "/run" : "/tmp";
+	snprintf(dir, sizeof(dir), "%s/drover-fuzz-XXXXXX", tmp);
 	snprintf(sub, sizeof(sub), "%s/conf.d", mkdtemp(dir) ? dir : "");
 	if (!sub[0] || sub[0] != '/' || mkdir(sub, 0700) < 0) {
 		perror("fuzz_conf: cannot make a temporary directory");
