@@ -248,6 +248,7 @@ static void file_open(struct service *s, struct logfile *f)
 	char why[FSAFE_WHY];
 
 	file_shut(f);
+	f->refused = false;
 	if (!f->path)
 		return;		/* no memory for its name: nowhere to write */
 	f->dfd = fsafe_open_dir(f->path, false, f->name, sizeof(f->name), why);
