@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fsafe.h"
 #include "log.h"
 #include "handover.h"
 #include "upgrade.h"
@@ -376,57 +377,12 @@ static void listener_event(struct watch *w, uint32_t events)
 	}
 }
 
-static int make_parent(const char *path)
+static int bind_at(const char *path, const struct sockaddr_un *sa, char *err, size_t len)
 {
-	char dir[sizeof(sock_path)];
-	char *slash;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(group_set ? 0117 : 0177);
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
-		return 0;
-	if (errno == ENOENT && make_parent(dir) == 0 && mkdir(dir, 0755) == 0)
-		return 0;
-	return -1;
-}
-
-static int bind_control(const char *path, char *err, size_t len)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, probe;
-	mode_t old;
-	struct stat st;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, len, "control socket path %s is too long", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path));
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, len, "%s exists and is not a socket", path);
-			return -1;
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (probe >= 0 && (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN)) {
-			close(probe);
-			snprintf(err, len, "another droverd is already listening on %s", path);
-			return -1;
-		}
-		if (probe >= 0)
-			close(probe);
-		unlink(path);
-	}
-	if (make_parent(path) < 0) {
-		snprintf(err, len, "cannot create the directory of %s: %s", path, strerror(errno));
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	old = umask(group_set ? 0117 : 0177);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	if (fd < 0 || bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(fd, 64) < 0) {
 		umask(old);
 		snprintf(err, len, "cannot listen on control socket %s: %s", path, strerror(errno));
 		if (fd >= 0)
@@ -434,16 +390,50 @@ static int bind_control(const char *path, char *err, size_t len)
 		return -1;
 	}
 	umask(old);
-	if (lstat(path, &st) == 0) {
-		sock_dev = st.st_dev;
-		sock_ino = st.st_ino;
-	}
-	if (group_set && chown(path, (uid_t)-1, group_id) < 0) {
-		snprintf(err, len, "cannot give %s to group %u: %s", path, (unsigned)group_id, strerror(errno));
-		close(fd);
-		unlink(path);
+	return fd;
+}
+
+/* The directory is reached (and made) without following a link a user
+ * could have planted, the socket file is looked at, replaced and given its
+ * group through it (fsafe.h): control_group never lands on a file that a
+ * link or a swap put there. */
+static int bind_control(const char *path, char *err, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char name[NAME_MAX + 1], why[FSAFE_WHY];
+	int fd = -1, dfd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, len, "control socket path %s is too long", path);
 		return -1;
 	}
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((dfd = fsafe_open_dir(path, true, name, sizeof(name), why)) < 0) {
+		if (why[0])
+			snprintf(err, len, "control socket %s: refusing: %s", path, why);
+		else
+			snprintf(err, len, "cannot create the directory of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	switch (fsafe_clear_socket(dfd, name, &sa, sizeof(sa))) {
+	case FSAFE_NOT_SOCKET:
+		snprintf(err, len, "%s exists and is not a socket", path);
+		break;
+	case FSAFE_LIVE:
+		snprintf(err, len, "another droverd is already listening on %s", path);
+		break;
+	case FSAFE_FREE:
+		fd = bind_at(path, &sa, err, len);
+		break;
+	}
+	if (fd >= 0 && fsafe_own_socket(dfd, name, (uid_t)-1, group_set ? group_id : (gid_t)-1, &sock_dev,
+					&sock_ino, why) < 0) {
+		snprintf(err, len, "control socket %s: %s", path, why);
+		close(fd);
+		fd = -1;
+		fsafe_unlink_socket(path, sock_dev, sock_ino);	/* if it was ours */
+	}
+	close(dfd);
 	return fd;
 }
 
@@ -511,16 +501,14 @@ void control_pause(bool paused)
 
 void control_close(void)
 {
-	struct stat st;
-
 	if (listener.fd < 0)
 		return;
 	loop_del(&listener);
 	close(listener.fd);
 	listener.fd = -1;
 	/* Another droverd may have taken the path since: leave its socket. */
-	if (!keep_file && lstat(sock_path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
-		unlink(sock_path);
+	if (!keep_file)
+		fsafe_unlink_socket(sock_path, sock_dev, sock_ino);
 }
 
 void control_flush_all(void)

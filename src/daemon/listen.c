@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "droverd.h"
+#include "fsafe.h"
 #include "log.h"
 #include "sdnotify.h"
 
@@ -38,30 +39,6 @@ static int setopt(int fd, int level, int name, int value)
 	return setsockopt(fd, level, name, &value, sizeof(value));
 }
 
-/* A unix socket file left by a previous run is replaced; anything else at
- * that path (a live socket, a regular file) is not touched. */
-static const char *clear_unix_path(const struct listen_conf *l)
-{
-	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
-	struct stat st;
-	int probe, rc;
-
-	if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0)
-		return NULL;	/* abstract, or nothing there */
-	if (!S_ISSOCK(st.st_mode))
-		return "the path exists and is not a socket (not removed)";
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (probe < 0)
-		return NULL;
-	rc = connect(probe, (const struct sockaddr *)&l->addr, l->addrlen);
-	close(probe);
-	if (rc == 0 || errno == EAGAIN)
-		return "another process is listening on it";
-	if (errno == ECONNREFUSED)
-		unlink(un->sun_path);
-	return NULL;
-}
-
 static const char *prepare(int fd, const struct listen_conf *l)
 {
 	if (l->family != AF_UNIX && l->socktype == SOCK_STREAM && setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
@@ -77,46 +54,76 @@ static const char *prepare(int fd, const struct listen_conf *l)
 	return NULL;
 }
 
-/* The file gets its mode at bind time (the umask is droverd's alone: it is
- * single-threaded), then its owner: never a moment with looser access. */
-static const char *bind_unix(int fd, const struct listen_conf *l, struct listener *out)
+static bool unix_path(const struct listen_conf *l)
 {
-	struct stat st;
-	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
+	return l->family == AF_UNIX && ((const struct sockaddr_un *)&l->addr)->sun_path[0] != '\0';
+}
+
+static const char *bind_at(int fd, const struct listen_conf *l)
+{
 	mode_t old = umask(0777 & ~(l->has_mode ? l->mode : 0666));
 	int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
 
 	umask(old);
-	if (rc < 0)
-		return "bind";
-	if (un->sun_path[0] && lstat(un->sun_path, &st) == 0) {
-		out->dev = st.st_dev;
-		out->ino = st.st_ino;
+	return rc < 0 ? strerror(errno) : NULL;
+}
+
+/* A unix path: its directory is reached without following a link that a
+ * user could have planted (fsafe.h), and what is at the path is looked at
+ * through it. A socket file left by a previous run is replaced; anything
+ * else (a live socket, a regular file, a link) is not touched. The file
+ * gets its mode at bind time (the umask is droverd's alone: it is
+ * single-threaded), then its owner, on the socket file checked to be the
+ * one bound: never a moment with looser access, never a chown through a
+ * link. Returns why not, in why, or NULL. */
+static const char *bind_unix(int fd, const struct listen_conf *l, struct listener *out, char *why)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr;
+	char name[NAME_MAX + 1], reason[FSAFE_WHY];
+	int dfd = fsafe_open_dir(un->sun_path, false, name, sizeof(name), reason);
+	const char *bad = NULL;
+
+	if (dfd < 0) {
+		/* A missing directory: what bind() would say. */
+		snprintf(why, FSAFE_WHY, reason[0] ? "refusing: %s" : "bind: %s", reason[0] ? reason : strerror(errno));
+		return why;
 	}
-	if ((l->has_owner || l->has_group) &&
-	    lchown(un->sun_path, l->has_owner ? l->owner : (uid_t)-1, l->has_group ? l->group : (gid_t)-1) < 0)
-		return "chown";
-	return NULL;
+	switch (fsafe_clear_socket(dfd, name, un, l->addrlen)) {
+	case FSAFE_NOT_SOCKET:
+		bad = "the path exists and is not a socket (not removed)";
+		break;
+	case FSAFE_LIVE:
+		bad = "another process is listening on it";
+		break;
+	case FSAFE_FREE:
+		break;
+	}
+	if (!bad && (bad = bind_at(fd, l)))
+		snprintf(why, FSAFE_WHY, "bind: %s", bad), bad = why;
+	if (!bad && fsafe_own_socket(dfd, name, l->has_owner ? l->owner : (uid_t)-1,
+				     l->has_group ? l->group : (gid_t)-1, &out->dev, &out->ino, reason) < 0)
+		snprintf(why, FSAFE_WHY, "%s", reason), bad = why;
+	close(dfd);
+	return bad;
 }
 
 static int open_one(const struct listen_conf *l, struct listener *out, char *err, size_t len)
 {
 	int fd = socket(l->family, l->socktype | SOCK_CLOEXEC, 0);
 	const char *step = NULL;
+	char why[FSAFE_WHY];
 
 	if (fd < 0) {
 		snprintf(err, len, "cannot listen on %s: socket: %s", l->text, strerror(errno));
 		return -1;
 	}
-	if (l->family == AF_UNIX && (step = clear_unix_path(l))) {
-		snprintf(err, len, "cannot listen on %s: %s", l->text, step);
-		close(fd);
-		return -1;
-	}
 	if (!(step = prepare(fd, l))) {
-		if (l->family == AF_UNIX)
-			step = bind_unix(fd, l, out);
-		else if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)
+		if (unix_path(l) && (step = bind_unix(fd, l, out, why))) {
+			snprintf(err, len, "cannot listen on %s: %s", l->text, step);
+			close(fd);
+			return -1;
+		}
+		if (!unix_path(l) && bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)
 			step = "bind";
 	}
 	if (!step && l->socktype == SOCK_STREAM && listen(fd, l->backlog ? l->backlog : 4096) < 0)
@@ -177,7 +184,6 @@ void listen_keep_files(bool keep)
 static void close_one(struct listener *l)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&l->conf->addr;
-	struct stat st;
 
 	loop_del(&l->w);
 	if (l->fd < 0)
@@ -186,9 +192,8 @@ static void close_one(struct listener *l)
 		unstore(l);
 	close(l->fd);
 	l->fd = -1;
-	if (!keep_files && l->conf->family == AF_UNIX && un->sun_path[0] && lstat(un->sun_path, &st) == 0 &&
-	    st.st_dev == l->dev && st.st_ino == l->ino)
-		unlink(un->sun_path);
+	if (!keep_files && unix_path(l->conf))
+		fsafe_unlink_socket(un->sun_path, l->dev, l->ino);
 }
 
 void listen_close(struct service *s)

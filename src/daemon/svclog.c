@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsafe.h"
 #include "log.h"
 
 struct rec_header {
@@ -24,8 +27,11 @@ struct rec_header {
 struct logfile {
 	char *path;
 	int fd;
+	int dfd;		/* the directory it is in (O_PATH), see file_open() */
+	char name[NAME_MAX + 1];	/* its name there */
 	uint64_t size;
-	int last_errno;
+	int last_errno;		/* -1: refused */
+	bool refused;		/* wait for a reopen, do not retry each line */
 	unsigned long dropped;
 };
 
@@ -40,7 +46,7 @@ struct svc_log {
 static struct svc_log *get_log(struct service *s)
 {
 	if (!s->log && (s->log = calloc(1, sizeof(*s->log))))
-		s->log->file.fd = -1;
+		s->log->file.fd = s->log->file.dfd = -1;
 	return s->log;
 }
 
@@ -113,7 +119,16 @@ void svclog_tail(struct service *s, int n, void (*fn)(const struct log_entry *e,
 	}
 }
 
-/* File destination, rotated by size: PATH -> PATH.1 -> ... -> PATH.keep. */
+/* File destination, rotated by size: PATH -> PATH.1 -> ... -> PATH.keep.
+ *
+ * droverd writes it as root, often in a directory the service's user owns
+ * (/var/log/app), so that user may plant links there. The directory is
+ * reached by fsafe_open_dir() and kept open; the file is opened, rotated
+ * and created relative to it, never through a link, and must be a regular
+ * file with one link, owned by droverd's uid or the service's user (a new
+ * one is created for the service's user and group, mode 0640). A file
+ * refused for that is not retried line by line, only when its log is
+ * opened again: SIGUSR1, a reload, a rotation. */
 static void file_report(struct service *s, struct logfile *f, int err)
 {
 	if (err == f->last_errno)
@@ -129,42 +144,144 @@ static void file_report(struct service *s, struct logfile *f, int err)
 		f->dropped = 0;
 }
 
-static void file_open(struct service *s, struct logfile *f)
+static void file_refuse(struct service *s, struct logfile *f, const char *why)
 {
-	struct stat st;
-
-	if (!f->path)
-		return;		/* no memory for its name: nowhere to write */
-	f->fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
-	if (f->fd < 0) {
-		file_report(s, f, errno);
-		return;
-	}
-	f->size = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	f->refused = true;
+	f->last_errno = -1;	/* the next good write says so */
+	log_error("%s: log file %s: refusing: %s; dropping its output until it is reopened "
+		  "(SIGUSR1 or drover reload)", s->conf->name, f->path, why);
 }
 
+/* Who may own the file droverd appends to: droverd's uid (root, who made
+ * it) or the service's own user (whose directory it is). Anyone else's
+ * file is not droverd's to write into. */
+static const char *check_file(const struct stat *st, const struct svc_conf *c, char *why)
+{
+	uid_t me = geteuid();
+	char self[32];
+
+	if (!S_ISREG(st->st_mode))
+		return "is not a regular file";
+	if (st->st_nlink != 1) {
+		snprintf(why, FSAFE_WHY, "has %lu links", (unsigned long)st->st_nlink);
+		return why;
+	}
+	if (st->st_uid == me || (c->has_user && st->st_uid == c->uid))
+		return NULL;
+	if (me == 0)
+		snprintf(self, sizeof(self), "root");
+	else
+		snprintf(self, sizeof(self), "uid %u", (unsigned)me);
+	if (c->has_user && c->uid != me)
+		snprintf(why, FSAFE_WHY, "owned by uid %u, expected %s or %s", (unsigned)st->st_uid, self, c->user);
+	else
+		snprintf(why, FSAFE_WHY, "owned by uid %u, expected %s", (unsigned)st->st_uid, self);
+	return why;
+}
+
+/* The file `name` in dfd, never through a link; a new one is the
+ * service's. -1 with why[0] set (refused) or errno. */
+static int open_in(int dfd, const char *name, const struct svc_conf *c, struct stat *st, char *why)
+{
+	const int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+	const char *bad = NULL;
+	int fd = -1;
+
+	why[0] = '\0';
+	/* O_EXCL tells a file made now from one found: a few tries, as
+	 * someone may create or remove it in between. */
+	for (int i = 0; i < 3 && fd < 0; i++) {
+		if ((fd = openat(dfd, name, flags)) >= 0 || errno != ENOENT)
+			break;
+		if ((fd = openat(dfd, name, flags | O_CREAT | O_EXCL, 0640)) >= 0) {
+			if ((c->has_user || c->has_group) &&
+			    fchown(fd, c->has_user ? c->uid : (uid_t)-1, c->gid) < 0)
+				log_warn("%s: cannot give its new log file %s to uid %u gid %u: %s", c->name,
+					 c->log_path, (unsigned)c->uid, (unsigned)c->gid, strerror(errno));
+		} else if (errno != EEXIST) {
+			break;
+		}
+	}
+	if (fd < 0) {
+		if (errno == ELOOP)
+			snprintf(why, FSAFE_WHY, "is a symbolic link");
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || (bad = check_file(st, c, why))) {
+		if (why[0] == '\0' || bad != why)
+			snprintf(why, FSAFE_WHY, "%s", bad ? bad : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Opens the file in the directory already held (after a rotation). */
+static void file_open_in(struct service *s, struct logfile *f)
+{
+	char why[FSAFE_WHY];
+	struct stat st;
+
+	if ((f->fd = open_in(f->dfd, f->name, s->conf, &st, why)) < 0) {
+		if (why[0])
+			file_refuse(s, f, why);
+		else
+			file_report(s, f, errno);
+		return;
+	}
+	f->refused = false;
+	f->size = (uint64_t)st.st_size;
+}
+
+static void file_shut(struct logfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->dfd >= 0)
+		close(f->dfd);
+	f->fd = f->dfd = -1;
+}
+
+/* Reaches the directory again from the path, then opens the file. */
+static void file_open(struct service *s, struct logfile *f)
+{
+	char why[FSAFE_WHY];
+
+	file_shut(f);
+	f->refused = false;
+	if (!f->path)
+		return;		/* no memory for its name: nowhere to write */
+	f->dfd = fsafe_open_dir(f->path, false, f->name, sizeof(f->name), why);
+	if (f->dfd < 0) {
+		if (why[0])
+			file_refuse(s, f, why);
+		else
+			file_report(s, f, errno);
+		return;
+	}
+	file_open_in(s, f);
+}
+
+/* Renames within the directory held: renameat() moves a link planted at
+ * PATH.N itself, never what it points to. */
 static void file_rotate(struct service *s, struct logfile *f)
 {
 	unsigned keep = s->conf->log_keep;
-	size_t n = strlen(f->path) + 16;
-	char *from = malloc(n), *to = malloc(n);
+	char from[sizeof(f->name) + 16], to[sizeof(f->name) + 16];
 
-	if (from && to) {
-		for (unsigned i = keep; i > 1; i--) {
-			snprintf(from, n, "%s.%u", f->path, i - 1);
-			snprintf(to, n, "%s.%u", f->path, i);
-			rename(from, to);
-		}
-		snprintf(to, n, "%s.1", f->path);
-		if (keep)
-			rename(f->path, to);
-		else
-			unlink(f->path);
+	for (unsigned i = keep; i > 1; i--) {
+		snprintf(from, sizeof(from), "%s.%u", f->name, i - 1);
+		snprintf(to, sizeof(to), "%s.%u", f->name, i);
+		renameat(f->dfd, from, f->dfd, to);
 	}
-	free(from);
-	free(to);
+	snprintf(to, sizeof(to), "%s.1", f->name);
+	if (keep)
+		renameat(f->dfd, f->name, f->dfd, to);
+	else
+		unlinkat(f->dfd, f->name, 0);
 	close(f->fd);
-	file_open(s, f);
+	f->fd = -1;
+	file_open_in(s, f);
 }
 
 static void file_write(struct service *s, struct logfile *f, const struct log_entry *e)
@@ -173,7 +290,7 @@ static void file_write(struct service *s, struct logfile *f, const struct log_en
 	int n;
 	ssize_t w;
 
-	if (f->fd < 0)
+	if (f->fd < 0 && !f->refused)
 		file_open(s, f);
 	if (f->fd < 0) {
 		f->dropped++;
@@ -251,9 +368,7 @@ void svclog_unfollow(struct service *s, struct follower *f)
 
 static void file_close(struct logfile *f)
 {
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
+	file_shut(f);
 	free(f->path);
 	f->path = NULL;
 }
@@ -270,8 +385,11 @@ void svclog_configure(struct service *s)
 	}
 	if (!(l = get_log(s)))
 		return;
-	if (l->file.path && strcmp(l->file.path, want) == 0)
+	if (l->file.path && strcmp(l->file.path, want) == 0) {
+		if (l->file.fd < 0)
+			file_open(s, &l->file);	/* a reload retries a refused file */
 		return;
+	}
 	file_close(&l->file);
 	l->file.path = strdup(want);
 	l->file.last_errno = 0;
@@ -284,11 +402,8 @@ void svclog_reopen_all(void)
 	for (struct service *s = services; s; s = s->next) {
 		struct logfile *f = s->log ? &s->log->file : NULL;
 
-		if (f && f->path) {
-			if (f->fd >= 0)
-				close(f->fd);
+		if (f && f->path)
 			file_open(s, f);
-		}
 	}
 }
 

@@ -6,7 +6,9 @@
  * (log = file:PATH, log_max_size, log_keep), or nowhere (log = null, which
  * also keeps nothing in the ring). The ring is allocated on the first line,
  * so a quiet service costs nothing. A file that cannot be written (full
- * disk, removed directory) drops lines and says so once; it never blocks. */
+ * disk, removed directory) drops lines and says so once; it never blocks.
+ * A file a less privileged user could have planted (a link, a hard link,
+ * someone else's file) is refused until the next reopen: see svclog.c. */
 #ifndef DROVER_SVCLOG_H
 #define DROVER_SVCLOG_H
 
