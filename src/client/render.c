@@ -110,7 +110,7 @@ static void size_text(long long n, char *out, size_t len)
 {
 	if (n < 0)
 		snprintf(out, len, "-");
-	else if (n < 1024 * 1024)
+	else if (n < 1024LL * 1024)
 		snprintf(out, len, "%lldK", (n + 1023) / 1024);
 	else if (n < 1024LL * 1024 * 1024)
 		snprintf(out, len, "%.1fM", (double)n / (1024.0 * 1024.0));

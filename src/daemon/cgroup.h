@@ -46,7 +46,7 @@ void cgroup_kill(struct cgroup *cg);
 
 /* The service's limits (memory_max, pids_max, cpu_weight, cpu_max); a
  * limit not set is reset. -1 with "cannot apply KEY: ..." in err. */
-int cgroup_apply_limits(struct cgroup *cg, const struct svc_conf *c, char *err, size_t len);
+int cgroup_apply_limits(struct cgroup *c, const struct svc_conf *s, char *err, size_t len);
 
 /* What the kernel counts for it; -1 when unknown (no controller). */
 struct cgroup_stats {
