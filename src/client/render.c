@@ -101,7 +101,7 @@ static void note_text(const struct proto_record *r, char *out, size_t len)
 		snprintf(out, len, "%s", reason);
 }
 
-enum { COLS = 8, CELL = 256, COL_LISTEN = 3 };
+enum { COLS = 11, CELL = 256, COL_LISTEN = 3, COL_CPU = 7, COL_MEM = 8, COL_TASKS = 9 };
 
 /* A cell of the table, escaped (tabs too: they would break the columns).
  * Text composed for a cell has room for four times the cell, so that a
@@ -111,22 +111,61 @@ static void cell_text(char *cell, const char *raw)
 	escape_text(cell, CELL, raw, strlen(raw), 0);
 }
 
-/* Columns padded to their width; the last one is not padded; the LISTEN
- * column only when some service listens. */
-static void print_row(FILE *f, const int *width, const char *const *cols, bool listen)
+/* Columns padded to their width; the last one is not padded; LISTEN, CPU,
+ * MEM and TASKS only when some service has one. */
+static void print_row(FILE *f, const int *width, const char *const *cols, const bool *shown)
 {
 	for (int c = 0; c < COLS - 1; c++)
-		if (c != COL_LISTEN || listen)
+		if (shown[c])
 			fprintf(f, "%-*s  ", width[c], cols[c]);
 	fprintf(f, "%s\n", cols[COLS - 1]);
+}
+
+/* 1.5s, 2m3s; 512K, 3.2M, 1.1G */
+static void cpu_text(long long usec, char *out, size_t len)
+{
+	if (usec < 0)
+		snprintf(out, len, "-");
+	else if (usec < 60000000)
+		snprintf(out, len, "%lld.%llds", usec / 1000000, usec / 100000 % 10);
+	else
+		render_duration(usec / 1000, out, len);
+}
+
+static void size_text(long long n, char *out, size_t len)
+{
+	if (n < 0)
+		snprintf(out, len, "-");
+	else if (n < 1024LL * 1024)
+		snprintf(out, len, "%lldK", (n + 1023) / 1024);
+	else if (n < 1024LL * 1024 * 1024)
+		snprintf(out, len, "%.1fM", (double)n / (1024.0 * 1024.0));
+	else
+		snprintf(out, len, "%.1fG", (double)n / (1024.0 * 1024.0 * 1024.0));
+}
+
+/* The figures of the service's cgroup, where droverd knows them. */
+static void cgroup_cells(const struct proto_record *rec, char (*cell)[CELL], bool *shown)
+{
+	long long tasks = fint(rec, "tasks", -1);
+
+	cpu_text(fint(rec, "cpu_usec", -1), cell[COL_CPU], CELL);
+	size_text(fint(rec, "memory_bytes", -1), cell[COL_MEM], CELL);
+	if (tasks < 0)
+		snprintf(cell[COL_TASKS], CELL, "-");
+	else
+		snprintf(cell[COL_TASKS], CELL, "%lld", tasks);
+	shown[COL_CPU] |= proto_get(rec, "cpu_usec") != NULL;
+	shown[COL_MEM] |= proto_get(rec, "memory_bytes") != NULL;
+	shown[COL_TASKS] |= tasks >= 0;
 }
 
 void render_status_table(FILE *f, const struct proto_reply *r)
 {
 	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "LISTEN", "PIDS", "UPTIME",
-						"RESTARTS", "STATUS" };
+						"RESTARTS", "CPU", "MEM", "TASKS", "STATUS" };
 	int width[COLS];
-	bool listen = false;
+	bool shown[COLS] = { true, true, true, false, true, true, true, false, false, false, true };
 	char (*cell)[COLS][CELL] = calloc(r->nrec ? r->nrec : 1, sizeof(*cell));
 
 	if (!cell)
@@ -142,25 +181,26 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 		cell_text(cell[i][1], fstr(rec, "mode"));
 		cell_text(cell[i][2], fstr(rec, "state"));
 		cell_text(cell[i][3], *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
-		listen |= *fstr(rec, "listen") != '\0';
+		shown[COL_LISTEN] |= *fstr(rec, "listen") != '\0';
 		pids_text(rec, note, sizeof(note));
 		cell_text(cell[i][4], note);
 		/* time in the state, shown as uptime while it runs */
 		render_duration(strcmp(cell[i][4], "-") ? fint(rec, "uptime_ms", -1) : -1, cell[i][5], CELL);
 		snprintf(cell[i][6], CELL, "%lld", fint(rec, "restarts", 0));
+		cgroup_cells(rec, cell[i], shown);
 		note_text(rec, note, sizeof(note));
-		cell_text(cell[i][7], note);
+		cell_text(cell[i][COLS - 1], note);
 		for (int c = 0; c < COLS - 1; c++)
 			if ((int)strlen(cell[i][c]) > width[c])
 				width[c] = (int)strlen(cell[i][c]);
 	}
-	print_row(f, width, head, listen);
+	print_row(f, width, head, shown);
 	for (uint32_t i = 0; i < r->nrec; i++) {
 		const char *cols[COLS];
 
 		for (int c = 0; c < COLS; c++)
 			cols[c] = cell[i][c];
-		print_row(f, width, cols, listen);
+		print_row(f, width, cols, shown);
 	}
 	free(cell);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "control.h"
 #include "deps.h"
 #include "droverd.h"
@@ -113,6 +114,17 @@ static void status_record(struct proto_writer *w, const struct service *s)
 	proto_str(w, "last_exit", s->last_status < 0 ? "" : last);
 	proto_int(w, "generation", s->generation);
 	proto_str(w, "listen", lis);
+	if (s->cg) {
+		struct cgroup_stats st;
+
+		cgroup_read_stats(s->cg, &st);
+		if (st.cpu_usec >= 0)
+			proto_int(w, "cpu_usec", st.cpu_usec);
+		if (st.memory_bytes >= 0)
+			proto_int(w, "memory_bytes", st.memory_bytes);
+		if (st.tasks >= 0)
+			proto_int(w, "tasks", st.tasks);
+	}
 	if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
 		unsigned busy, idle, total;
 		uint64_t served;
@@ -184,7 +196,7 @@ static bool wait_done(struct conn *c, bool timed_out)
 			return true;
 		}
 		if (c->wait_kind == WAIT_DOWN) {
-			if (s->procs) {
+			if (svc_has_procs(s)) {
 				pending++;
 				snprintf(why, sizeof(why), "%s is %s", s->conf->name, svc_state_name(s->state));
 			}

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "control.h"
 #include "deps.h"
 #include "launch.h"
@@ -29,6 +30,7 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "svclog.h"
+#include "value.h"
 #include "handover.h"
 #include "upgrade.h"
 
@@ -36,6 +38,7 @@ static struct conf *current;
 static const char *conf_path = CONF_DEFAULT_PATH;
 static bool stopping, stopping_fast, told_ready;
 static int exit_code;
+static struct timer t_shutdown;	/* shutdown_timeout */
 
 struct conf *droverd_conf(void)
 {
@@ -60,6 +63,16 @@ bool droverd_shutting_down(void)
 	return stopping;
 }
 
+static void shutdown_due(struct timer *t)
+{
+	char d[32];
+
+	(void)t;
+	duration_format(current->shutdown_timeout, d, sizeof(d));
+	log_warn("shutdown: services still running after shutdown_timeout (%s): killing what is left", d);
+	droverd_shutdown(true, exit_code);
+}
+
 void droverd_shutdown(bool fast, int code)
 {
 	if (stopping && (!fast || stopping_fast))
@@ -67,6 +80,8 @@ void droverd_shutdown(bool fast, int code)
 	if (!stopping) {
 		exit_code = code;
 		sdnotify_send("STOPPING=1\nSTATUS=stopping every service");
+		if (!fast && current->shutdown_timeout > 0)
+			timer_after(&t_shutdown, current->shutdown_timeout, shutdown_due);
 	}
 	stopping = true;
 	stopping_fast = fast;
@@ -86,6 +101,7 @@ void droverd_cancel_shutdown(void)
 {
 	stopping = stopping_fast = false;
 	exit_code = 0;
+	timer_cancel(&t_shutdown);
 	log_info("shutdown cancelled");
 }
 
@@ -246,6 +262,11 @@ static void setup(const char *control_override, const struct state_globals *g)
 		fatal("cannot set up the event loop: %s", strerror(errno));
 	if (log_configure(current->log, current->log_path, err, sizeof(err)) < 0)
 		fatal("%s", err);
+	if (cgroup_init(current->cgroup, err, sizeof(err)) < 0) {
+		if (current->cgroup == CGROUP_YES)
+			fatal("cgroup = yes, but services cannot be tracked in cgroups: %s", err);
+		log_warn("services are not tracked in cgroups (cgroup = auto): %s", err);
+	}
 	if (notify_open(g ? g->notify_fd : -1) < 0)
 		fatal("cannot create the notification socket: %s", strerror(errno));
 	control = g ? g->control_path : control_override ? control_override

@@ -436,7 +436,7 @@ void handover_begin(struct conn *client)
 static void report_stopped(void)
 {
 	for (struct service *s = services; s; s = s->next)
-		if (!s->procs && !s->handover_reported) {
+		if (!svc_has_procs(s) && !s->handover_reported) {
 			s->handover_reported = true;
 			send_line("stopped %s", s->conf->name);
 		}

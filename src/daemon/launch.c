@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "listen.h"
 #include "log.h"
 #include "output.h"
@@ -239,6 +240,10 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 		r.limit[i] = c->has_limit[i] ? &c->limit[i] : NULL;
 	if (!r.limit[LIM_NOFILE])
 		r.limit[LIM_NOFILE] = &child_nofile;
+	if (s->cg) {
+		r.in_cgroup = true;
+		r.cgroup_fd = cgroup_procs_fd(s->cg);
+	}
 	rc = o->spawn_failed ? spawn_detached(&r, &res, &pd) : spawn_process(&r, &res);
 	if (rc < 0) {
 		spawn_describe_error(&r, &res, err, len);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "control.h"
 #include "deps.h"
 #include "droverd.h"
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 	loop_run();
 	handover_old_exiting();
 	reap_all_before_exit();
+	cgroup_finish();
 	log_info("every process has stopped; exiting with status %d", droverd_exit_code());
 	control_flush_all();
 	control_close();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "deps.h"
 #include "listen.h"
 #include "log.h"
@@ -112,8 +113,32 @@ struct service *svc_find_indexed(const char *name)
 	return NULL;
 }
 
+/* Its cgroup emptied: it, and whatever waits for it to stop, look again. */
+static void cgroup_emptied(void *arg)
+{
+	struct service *s = arg;
+
+	svc_touch(s);
+	deps_touch_neighbors(s);
+}
+
+int svc_open_cgroup(struct service *s, char *err, size_t len)
+{
+	if (!cgroup_enabled() || s->cg)
+		return 0;
+	s->cg = cgroup_open(s->conf->name, cgroup_emptied, s, err, len);
+	return s->cg ? 0 : -1;
+}
+
+bool svc_has_procs(const struct service *s)
+{
+	return s->procs || (s->cg && cgroup_populated(s->cg));
+}
+
 struct service *svc_new(struct svc_conf *conf, struct conf *owner)
 {
+	char err[300];
+
 	struct service *s = calloc(1, sizeof(*s));
 
 	if (!s)
@@ -134,6 +159,8 @@ struct service *svc_new(struct svc_conf *conf, struct conf *owner)
 	tail = s;
 	stale = true;
 	svclog_configure(s);
+	if (svc_open_cgroup(s, err, sizeof(err)) < 0)
+		log_warn("%s: %s", conf->name, err);	/* its start says so again */
 	svc_touch(s);
 	return s;
 }
@@ -162,6 +189,7 @@ void svc_free(struct service *s)
 	timer_cancel(&s->t_watchdog);
 	timer_cancel(&s->t_sched);
 	listen_close(s);
+	cgroup_close(s->cg);
 	svclog_free(s);
 	free(s->status_text);
 	free(s->reason);

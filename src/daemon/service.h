@@ -104,6 +104,7 @@ struct service {
 	struct listener *retired;	/* removed by a reload, still used by older */
 	int nretired;			/* generations: closed when they are gone */
 	struct pool *pool;	/* prefork and accept: workers, counters, limits */
+	struct cgroup *cg;	/* its cgroup (SPEC 4a), NULL without */
 	bool fail_pending;	/* a stop we began because it failed: back off after */
 	bool started_by_demand;	/* start = demand: a connection is pending */
 	bool listen_failed;	/* failed binding a listener: a reload retries it */
@@ -156,6 +157,10 @@ struct service *svc_find_indexed(const char *name);
 /* Shutdown: every service down in reverse dependency order. */
 void svc_shutdown(bool fast);
 bool svc_all_stopped(void);
+/* Has it any process: a record of droverd's, or anything in its cgroup? */
+bool svc_has_procs(const struct service *s);
+/* Make or find its cgroup where cgroups are in use; -1 with why in err. */
+int svc_open_cgroup(struct service *s, char *err, size_t len);
 /* True when no `auto` service is still starting (READY=1 to systemd),
  * leaving out services held by a handover and what waits on them. */
 bool svc_boot_settled(void);

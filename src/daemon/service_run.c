@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "cgroup.h"
 #include "deps.h"
 #include "droverd.h"
 #include "launch.h"
@@ -298,6 +299,11 @@ static void timer_run(struct service *s)
 			 (int)s->procs->pid);
 		return;
 	}
+	if (s->cg && cgroup_populated(s->cg)) {
+		log_warn("%s: processes of the previous run are still stopping: this run is skipped",
+			 s->conf->name);
+		return;
+	}
 	if (!(p = launch_proc(s, &o, err, sizeof(err)))) {
 		log_error("%s: %s", s->conf->name, err);
 		svc_set_reason(s, "last run: %s", err);
@@ -330,6 +336,28 @@ static void sched_timeout(struct timer *t)
 	sched_arm(s);
 }
 
+/* Its cgroup, its limits, and nothing left of its last run in it (a new
+ * process must not share the SIGKILL meant for those); false when the
+ * start cannot go on now. */
+static bool cgroup_ready(struct service *s)
+{
+	char err[400];
+
+	if (svc_open_cgroup(s, err, sizeof(err)) < 0 ||
+	    (s->cg && cgroup_apply_limits(s->cg, s->conf, err, sizeof(err)) < 0)) {
+		log_error("%s: %s", s->conf->name, err);
+		svc_end(s, ST_FAILED, err);
+		return false;
+	}
+	if (s->cg && cgroup_populated(s->cg)) {
+		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
+		svc_set_state(s, ST_STARTING);
+		svc_set_reason(s, "waiting for the processes left by its last run to end");
+		return false;
+	}
+	return true;
+}
+
 /* Wanted up, nothing running: start once the requirements allow. */
 static void try_start(struct service *s)
 {
@@ -340,6 +368,8 @@ static void try_start(struct service *s)
 		svc_set_reason(s, "%s", why);
 		return;
 	}
+	if (!cgroup_ready(s))
+		return;
 	switch (s->conf->mode) {
 	case MODE_DAEMON:
 		if (s->conf->start == START_DEMAND && !s->started_by_demand) {
@@ -379,7 +409,9 @@ void svc_begin_stop(struct service *s, const char *why)
 	for (struct proc *p = s->procs; p; p = p->next)
 		if (!p->exited)
 			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
-	if (s->procs) {
+	if (s->cg)
+		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
+	if (svc_has_procs(s)) {
 		svc_set_state(s, ST_STOPPING);
 		svc_set_reason(s, "%s", why);
 	}
@@ -404,7 +436,7 @@ static void eval_up(struct service *s)
 			try_start(s);
 		break;
 	case ST_STOPPING:
-		if (!s->procs && !s->fail_pending)
+		if (!svc_has_procs(s) && !s->fail_pending)
 			svc_set_state(s, ST_STOPPED);
 		break;
 	default:
@@ -431,7 +463,7 @@ static void eval_down(struct service *s)
 	case ST_FAILED:
 		return;
 	case ST_STOPPING:
-		if (!s->procs)
+		if (!svc_has_procs(s))
 			stopped(s);
 		return;
 	default:
@@ -441,7 +473,9 @@ static void eval_down(struct service *s)
 	timer_cancel(&s->t_sched);
 	if (!has_live_leader(s)) {
 		timer_cancel(&s->t_ready);
-		if (s->procs)
+		if (s->cg)
+			cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
+		if (svc_has_procs(s))
 			svc_set_state(s, ST_STOPPING);
 		else
 			stopped(s);
@@ -459,9 +493,9 @@ static void eval_down(struct service *s)
 static bool evaluate(struct service *s)
 {
 	enum svc_state before = s->state;
-	bool want = s->want, procs = s->procs != NULL;
+	bool want = s->want, procs = svc_has_procs(s);
 
-	if (s->removed && !s->want && !s->procs) {
+	if (s->removed && !s->want && !procs) {
 		log_info("%s: removed", s->conf->name);
 		deps_touch_neighbors(s);
 		svc_free(s);
@@ -473,7 +507,7 @@ static bool evaluate(struct service *s)
 		eval_up(s);
 	else
 		eval_down(s);
-	return s->state != before || s->want != want || (s->procs != NULL) != procs;
+	return s->state != before || s->want != want || svc_has_procs(s) != procs;
 }
 
 void svc_evaluate_all(void)
@@ -563,14 +597,8 @@ static void main_exited(struct service *s, struct proc *p, int status)
 	}
 }
 
-void svc_proc_exited(struct proc *p, int status)
+static void proc_exited(struct service *s, struct proc *p, int status)
 {
-	struct service *s = p->svc;
-
-	if (!s)
-		return;
-	s->last_status = status;
-	svc_touch(s);
 	if (s->conf->mode == MODE_PREFORK || s->conf->mode == MODE_ACCEPT) {
 		pool_proc_exited(s, p, status);
 		return;
@@ -583,6 +611,21 @@ void svc_proc_exited(struct proc *p, int status)
 		return;
 	}
 	main_exited(s, p, status);
+}
+
+void svc_proc_exited(struct proc *p, int status)
+{
+	struct service *s = p->svc;
+
+	if (!s)
+		return;
+	s->last_status = status;
+	svc_touch(s);
+	proc_exited(s, p, status);
+	/* Its last process is gone: what it left in its cgroup (helpers that
+	 * left its process group) goes too. */
+	if (s->cg && !has_live_leader(s))
+		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
 }
 
 void svc_notify(struct proc *p, const char *key, const char *value)
@@ -666,13 +709,15 @@ void svc_shutdown(bool fast)
 		if (fast)
 			for (struct proc *p = s->procs; p; p = p->next)
 				proc_kill(p);
+		if (fast && s->cg)
+			cgroup_kill(s->cg);
 	}
 	svc_schedule();
 }
 
 bool svc_all_stopped(void)
 {
-	return proc_count() == 0;
+	return proc_count() == 0 && cgroup_all_empty();
 }
 
 /* Held by a handover, or waiting (through requires) on one that is. */

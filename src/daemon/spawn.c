@@ -86,12 +86,12 @@ CHILD static long sys(long n, long a, long b, long c, long d, long e)
 
 /* The steps that can fail, as spawn_result names them. */
 enum step { S_SETSID, S_DUP, S_DUP2, S_KEEP, S_SETRLIMIT, S_SETGROUPS, S_SETGID, S_SETUID,
-	    S_CHDIR, S_SIGPROCMASK, S_EXEC, S_COUNT };
+	    S_CHDIR, S_SIGPROCMASK, S_EXEC, S_CGROUP, S_COUNT };
 static const char *const step_name[S_COUNT] = {
 	[S_SETSID] = "setsid", [S_DUP] = "dup", [S_DUP2] = "dup2", [S_KEEP] = "keep",
 	[S_SETRLIMIT] = "setrlimit", [S_SETGROUPS] = "setgroups", [S_SETGID] = "setgid",
 	[S_SETUID] = "setuid", [S_CHDIR] = "chdir", [S_SIGPROCMASK] = "sigprocmask",
-	[S_EXEC] = "exec",
+	[S_EXEC] = "exec", [S_CGROUP] = "cgroup",
 };
 
 static const int rlimit_resource[LIM_COUNT] = {
@@ -297,6 +297,18 @@ CHILD static void child_exec(struct child_ctx *c)
 	child_fail(c, S_EXEC, denied ? -EACCES : -ENOENT);
 }
 
+/* Into the service's cgroup before anything else: a process that could
+ * not be put there never runs (it would escape the service's stop). */
+CHILD static void child_cgroup(struct child_ctx *c)
+{
+	long rc;
+
+	if (!c->req->in_cgroup)
+		return;
+	if ((rc = SYS3(SYS_write, c->req->cgroup_fd, "0", 1)) != 1)
+		child_fail(c, S_CGROUP, rc < 0 ? rc : -EIO);
+}
+
 CHILD static int child_main(void *arg)
 {
 	struct child_ctx *c = arg;
@@ -304,6 +316,7 @@ CHILD static int child_main(void *arg)
 	unsigned long none = 0;
 	long rc;
 
+	child_cgroup(c);
 	child_signals();
 	if ((rc = SYS0(SYS_setsid)) < 0)
 		child_fail(c, S_SETSID, rc);
@@ -666,6 +679,8 @@ void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *
 			 (unsigned)r->gid, step, why);
 	else if (strcmp(step, "fork") == 0)
 		snprintf(out, len, "cannot create a process: %s", why);
+	else if (strcmp(step, "cgroup") == 0)
+		snprintf(out, len, "cannot enter its cgroup: %s", why);
 	else
 		snprintf(out, len, "cannot start (%s): %s", step, why);
 }

@@ -34,6 +34,10 @@ struct spawn_req {
 	const struct rlimit *limit[LIM_COUNT];	/* NULL: inherit */
 	const int *keep;	/* also passed on, at their own numbers (>= nfds) */
 	int nkeep;
+	/* in_cgroup: the child first moves itself into the cgroup whose
+	 * cgroup.procs droverd opened as cgroup_fd (step "cgroup"). */
+	bool in_cgroup;
+	int cgroup_fd;
 };
 
 struct spawn_result {

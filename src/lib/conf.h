@@ -30,6 +30,7 @@ enum svc_ready { READY_NONE, READY_NOTIFY, READY_EXIT };
 /* Where output goes. LOG_STDERR and LOG_SYSLOG are for droverd's own log;
  * LOG_INHERIT and LOG_NULL for a service's. LOG_FILE for both. */
 enum log_kind { LOG_STDERR, LOG_SYSLOG, LOG_FILE, LOG_INHERIT, LOG_NULL };
+enum cgroup_mode { CGROUP_AUTO, CGROUP_YES, CGROUP_NO };
 enum { LIM_NOFILE, LIM_NPROC, LIM_CORE, LIM_AS, LIM_COUNT };
 
 /* One `listen =` line. The socket address is resolved at parse time; no name
@@ -105,6 +106,11 @@ struct svc_conf {
 	struct conf_hash *config_files;
 	int nconfig_files;
 	bool critical;
+	/* cgroup limits (SPEC 4a); 0: not set */
+	uint64_t memory_max;		/* bytes */
+	unsigned pids_max;
+	unsigned cpu_weight;		/* 1-10000 */
+	unsigned cpu_max;		/* percent of one CPU */
 
 	/* The keys given, as written, for the reload diff and for messages:
 	 * only those set (a service sets few of the keys), see conf_raw(). */
@@ -134,6 +140,8 @@ struct conf {
 	const char *log_path;
 	int64_t upgrade_timeout;
 	bool fdstore;			/* store listeners with systemd */
+	enum cgroup_mode cgroup;	/* track services in cgroups (SPEC 4a) */
+	int64_t shutdown_timeout;	/* graceful shutdown bound */
 	struct svc_conf **svcs;		/* in the order they were defined */
 	int nsvcs;
 };

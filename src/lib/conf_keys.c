@@ -198,6 +198,7 @@ static const char *set_ready_timeout(struct parse *p, const char *v) { return du
 static const char *set_watchdog(struct parse *p, const char *v) { return duration(v, &SVC->watchdog, false); }
 static const char *set_every(struct parse *p, const char *v) { return duration(v, &SVC->every, true); }
 static const char *set_upgrade_timeout(struct parse *p, const char *v) { return duration(v, &p->c->upgrade_timeout, true); }
+static const char *set_shutdown_timeout(struct parse *p, const char *v) { return duration(v, &p->c->shutdown_timeout, false); }
 
 static const char *set_stop_signal(struct parse *p, const char *v)
 {
@@ -341,6 +342,42 @@ static const char *set_limit(struct parse *p, const char *v, int which, bool siz
 	return NULL;
 }
 
+static const char *set_memory_max(struct parse *p, const char *v)
+{
+	const char *err = value_size(v, &SVC->memory_max);
+
+	return err ? err : SVC->memory_max == 0 ? "must be more than zero" : NULL;
+}
+
+static const char *set_pids_max(struct parse *p, const char *v)
+{
+	const char *err = value_uint(v, INT_MAX, &SVC->pids_max);
+
+	return err ? err : SVC->pids_max == 0 ? "must be at least 1" : NULL;
+}
+
+static const char *set_cpu_weight(struct parse *p, const char *v)
+{
+	const char *err = value_uint(v, 10000, &SVC->cpu_weight);
+
+	return err ? err : SVC->cpu_weight == 0 ? "must be from 1 to 10000" : NULL;
+}
+
+/* A percentage of one CPU: "50%", "150%". */
+static const char *set_cpu_max(struct parse *p, const char *v)
+{
+	char num[16];
+	size_t n = strlen(v);
+
+	if (n < 2 || n >= sizeof(num) || v[n - 1] != '%')
+		return "is not a percentage of one CPU (like 50% or 150%)";
+	memcpy(num, v, n - 1);
+	num[n - 1] = '\0';
+	if (value_uint(num, 100000, &SVC->cpu_max) || SVC->cpu_max == 0)
+		return "is not a percentage of one CPU from 1% to 100000%";
+	return NULL;
+}
+
 static const char *set_limit_nofile(struct parse *p, const char *v) { return set_limit(p, v, LIM_NOFILE, false); }
 static const char *set_limit_nproc(struct parse *p, const char *v) { return set_limit(p, v, LIM_NPROC, false); }
 static const char *set_limit_core(struct parse *p, const char *v) { return set_limit(p, v, LIM_CORE, true); }
@@ -476,6 +513,17 @@ static const char *set_fdstore(struct parse *p, const char *v)
 	return value_bool(v, &p->c->fdstore);
 }
 
+static const char *set_cgroup(struct parse *p, const char *v)
+{
+	static const char *const names[] = { "auto", "yes", "no", NULL };
+	int m = enum_lookup(v, names);
+
+	if (m < 0)
+		return "is not a cgroup policy (use auto, yes or no)";
+	p->c->cgroup = (enum cgroup_mode)m;
+	return NULL;
+}
+
 static const char *set_include(struct parse *p, const char *v)
 {
 	return conf_include(p, v);
@@ -523,6 +571,10 @@ const struct keydef conf_keys[] = {
 	{ "log_keep", SCOPE_SERVICE, 0, set_log_keep },
 	{ "config_files", SCOPE_SERVICE, K_PROC | K_REPEAT, set_config_files },
 	{ "critical", SCOPE_SERVICE, 0, set_critical },
+	{ "memory_max", SCOPE_SERVICE, K_PROC, set_memory_max },
+	{ "pids_max", SCOPE_SERVICE, K_PROC, set_pids_max },
+	{ "cpu_weight", SCOPE_SERVICE, K_PROC, set_cpu_weight },
+	{ "cpu_max", SCOPE_SERVICE, K_PROC, set_cpu_max },
 
 	{ "control", SCOPE_GLOBAL, 0, set_control },
 	{ "control_group", SCOPE_GLOBAL, 0, set_control_group },
@@ -530,6 +582,8 @@ const struct keydef conf_keys[] = {
 	{ "include", SCOPE_GLOBAL, K_REPEAT, set_include },
 	{ "upgrade_timeout", SCOPE_GLOBAL, 0, set_upgrade_timeout },
 	{ "fdstore", SCOPE_GLOBAL, 0, set_fdstore },
+	{ "cgroup", SCOPE_GLOBAL, 0, set_cgroup },
+	{ "shutdown_timeout", SCOPE_GLOBAL, 0, set_shutdown_timeout },
 };
 const int conf_nkeys = (int)(sizeof(conf_keys) / sizeof(conf_keys[0]));
 

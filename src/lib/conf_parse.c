@@ -533,6 +533,7 @@ struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
 	}
 	c->path = arena_strdup(&c->arena, path);
 	c->upgrade_timeout = 30000;
+	c->shutdown_timeout = 90000;
 	c->log = LOG_STDERR;
 	p->c = c;
 	p->errs = errs;
