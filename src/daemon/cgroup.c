@@ -287,6 +287,9 @@ int cgroup_init(enum cgroup_mode mode, char *err, size_t len)
 	enable_controllers(cg.dir, NULL);
 	cg.has_kill = !TOO_LONG(kill_path, "%s/cgroup.kill", cg.dir) && access(kill_path, F_OK) == 0;
 	cg.on = true;
+	/* A start that fails after this point ends in fatal(): exit() then
+	 * removes what was made here, as the end of main() does. */
+	atexit(cgroup_finish);
 	sweep_stale();
 	log_debug("services are tracked in cgroups under %s", cg.dir);
 	return 0;
