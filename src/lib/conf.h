@@ -105,6 +105,7 @@ struct svc_conf {
 	struct conf_hash *config_files;
 	int nconfig_files;
 	bool critical;
+	bool no_new_privs;		/* PR_SET_NO_NEW_PRIVS before exec */
 
 	/* The keys given, as written, for the reload diff and for messages:
 	 * only those set (a service sets few of the keys), see conf_raw(). */

@@ -296,6 +296,11 @@ static const char *set_critical(struct parse *p, const char *v)
 	return value_bool(v, &SVC->critical);
 }
 
+static const char *set_no_new_privs(struct parse *p, const char *v)
+{
+	return value_bool(v, &SVC->no_new_privs);
+}
+
 /* "N", "infinity", or "SOFT:HARD"; sizes for core and as. */
 static const char *limit_value(const char *v, bool size, rlim_t *out)
 {
@@ -491,6 +496,7 @@ const struct keydef conf_keys[] = {
 	{ "log_keep", SCOPE_SERVICE, 0, set_log_keep },
 	{ "config_files", SCOPE_SERVICE, K_PROC | K_REPEAT, set_config_files },
 	{ "critical", SCOPE_SERVICE, 0, set_critical },
+	{ "no_new_privs", SCOPE_SERVICE, K_PROC, set_no_new_privs },
 
 	{ "control", SCOPE_GLOBAL, 0, set_control },
 	{ "control_group", SCOPE_GLOBAL, 0, set_control_group },
