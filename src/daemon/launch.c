@@ -166,9 +166,10 @@ static void fill_credentials(const struct svc_conf *c, struct spawn_req *r)
 	r->gid = c->gid;
 	r->groups = c->has_user ? c->groups : NULL;
 	r->ngroups = c->has_user ? c->ngroups : 0;
-	/* Without root, "becoming" oneself is all that can work; the kernel
-	 * refuses anything else, which spawn reports. */
-	r->set_creds = !(geteuid() != 0 && r->uid == geteuid() && r->gid == getegid());
+	/* Always, even when droverd "becomes" itself: the child must shed
+	 * droverd's own groups and capabilities (spawn.h). What droverd may
+	 * not change fails the start, which spawn reports. */
+	r->set_creds = true;
 }
 
 static struct proc *record(struct service *s, const struct spawn_result *res, int out_r)
@@ -212,7 +213,8 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	int nlisten = o->no_listeners ? 0 : listen_count(s);
 	int fds[3 + LISTEN_MAX], pipefd[2];
 	struct env e = { 0 };
-	struct spawn_req r = { .argv = c->argv, .dir = c->chdir, .umask = c->umask };
+	struct spawn_req r = { .argv = c->argv, .dir = c->chdir, .umask = c->umask,
+			       .no_new_privs = c->no_new_privs };
 	struct spawn_result res;
 	struct spawn_pending *pd = NULL;
 	struct proc *p = NULL;

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/pidfd.h>
@@ -28,7 +30,7 @@
 
 #include "log.h"
 
-enum { SPAWN_STACK = 256 * 1024, DETACHED_STACK = 64 * 1024, FDS_MAX = 1024 };
+enum { SPAWN_STACK = 256 * 1024, DETACHED_STACK = 64 * 1024, FDS_MAX = 1024, GROUPS_CHECK = 256 };
 
 /* Under AddressSanitizer the child's frames would be left poisoned on the
  * reused stack (the child never returns, it execs), and its no-return calls
@@ -85,12 +87,13 @@ CHILD static long sys(long n, long a, long b, long c, long d, long e)
 #define SYS4(n, a, b, c, d) sys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0)
 
 /* The steps that can fail, as spawn_result names them. */
-enum step { S_SETSID, S_DUP, S_DUP2, S_KEEP, S_SETRLIMIT, S_SETGROUPS, S_SETGID, S_SETUID,
-	    S_CHDIR, S_SIGPROCMASK, S_EXEC, S_CGROUP, S_COUNT };
+enum step { S_SETSID, S_DUP, S_DUP2, S_KEEP, S_SETRLIMIT, S_SETGROUPS, S_GROUPS, S_SETGID, S_SETUID,
+	    S_CAPS, S_CHDIR, S_SIGPROCMASK, S_NO_NEW_PRIVS, S_EXEC, S_CGROUP, S_COUNT };
 static const char *const step_name[S_COUNT] = {
 	[S_SETSID] = "setsid", [S_DUP] = "dup", [S_DUP2] = "dup2", [S_KEEP] = "keep",
-	[S_SETRLIMIT] = "setrlimit", [S_SETGROUPS] = "setgroups", [S_SETGID] = "setgid",
-	[S_SETUID] = "setuid", [S_CHDIR] = "chdir", [S_SIGPROCMASK] = "sigprocmask",
+	[S_SETRLIMIT] = "setrlimit", [S_SETGROUPS] = "setgroups", [S_GROUPS] = "groups",
+	[S_SETGID] = "setgid", [S_SETUID] = "setuid", [S_CAPS] = "capabilities",
+	[S_CHDIR] = "chdir", [S_SIGPROCMASK] = "sigprocmask", [S_NO_NEW_PRIVS] = "no_new_privs",
 	[S_EXEC] = "exec", [S_CGROUP] = "cgroup",
 };
 
@@ -212,7 +215,71 @@ CHILD static void child_limits(struct child_ctx *c)
 	}
 }
 
-/* Groups, then gid, then uid; each checked, and the result read back. */
+CHILD static bool child_has_group(const gid_t *list, long n, gid_t g)
+{
+	for (long i = 0; i < n; i++)
+		if (list[i] == g)
+			return true;
+	return false;
+}
+
+/* The supplementary groups asked for. Where droverd may not set them (it
+ * lacks CAP_SETGID, or a user namespace denies setgroups), the child goes
+ * on only when it has exactly those already (the same set): it never runs
+ * with droverd's own groups instead. More than GROUPS_CHECK of them cannot
+ * be compared on this stack, and count as different. */
+CHILD static void child_groups(struct child_ctx *c)
+{
+	const struct spawn_req *r = c->req;
+	gid_t now[GROUPS_CHECK];
+	long rc = SYS2(SYS_setgroups, r->ngroups, r->groups), n;
+
+	if (rc == 0)
+		return;
+	if (rc != -EPERM)
+		child_fail(c, S_SETGROUPS, rc);
+	if ((n = SYS2(SYS_getgroups, GROUPS_CHECK, now)) < 0)
+		child_fail(c, S_GROUPS, -EPERM);
+	/* The kernel filled now[0..n-1]; the analyzer cannot see it do so. */
+	for (long i = 0; i < n; i++)
+		if (!child_has_group(r->groups, r->ngroups, now[i]))	/* NOLINT(clang-analyzer-core.CallAndMessage) */
+			child_fail(c, S_GROUPS, -EPERM);
+	for (int i = 0; i < r->ngroups; i++)
+		if (!child_has_group(now, n, r->groups[i]))
+			child_fail(c, S_GROUPS, -EPERM);
+}
+
+/* A uid other than 0 keeps no capability. The kernel clears the permitted
+ * and effective sets only on a change away from uid 0 (and not under
+ * SECBIT_NO_SETUID_FIXUP), never the inheritable set: a droverd running as
+ * a plain user with capabilities (systemd's AmbientCapabilities=) would
+ * pass them all on. So all three are emptied, then read back. The ambient
+ * set is cleared already, and by the kernel's invariant (ambient within
+ * permitted and inheritable) stays empty with them. The bounding set is
+ * left alone: it only limits what a program with file capabilities may
+ * gain at exec, which any user's process may run; dropping it needs
+ * CAP_SETPCAP, which droverd may well not have; no_new_privs is the way to
+ * refuse such gains. */
+CHILD static void child_drop_capabilities(struct child_ctx *c)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = { { 0, 0, 0 }, { 0, 0, 0 } };
+	long rc;
+
+	if ((rc = SYS2(SYS_capset, &h, d)) < 0)
+		child_fail(c, S_CAPS, rc);
+	if ((rc = SYS2(SYS_capget, &h, d)) < 0)
+		child_fail(c, S_CAPS, rc);
+	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		if (d[i].effective | d[i].permitted | d[i].inheritable)
+			child_fail(c, S_CAPS, -EPERM);
+}
+
+/* Ambient capabilities, then groups, gid and uid, then (uid other than 0)
+ * every capability; each checked, and the result read back. Ambient
+ * capabilities would survive exec into any program, whatever the uid; a
+ * kernel without them (before 4.3) says EINVAL, and there is nothing to
+ * clear. */
 CHILD static void child_credentials(struct child_ctx *c)
 {
 	const struct spawn_req *r = c->req;
@@ -222,8 +289,10 @@ CHILD static void child_credentials(struct child_ctx *c)
 
 	if (!r->set_creds)
 		return;
-	if (SYS0(SYS_geteuid) == 0 && (rc = SYS2(SYS_setgroups, r->ngroups, r->groups)) < 0)
-		child_fail(c, S_SETGROUPS, rc);
+	rc = SYS4(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0);
+	if (rc < 0 && rc != -EINVAL)
+		child_fail(c, S_CAPS, rc);
+	child_groups(c);
 	if ((rc = SYS3(SYS_setresgid, r->gid, r->gid, r->gid)) < 0)
 		child_fail(c, S_SETGID, rc);
 	if ((rc = SYS3(SYS_setresuid, r->uid, r->uid, r->uid)) < 0)
@@ -232,6 +301,8 @@ CHILD static void child_credentials(struct child_ctx *c)
 		child_fail(c, S_SETUID, -EPERM);
 	if (SYS3(SYS_getresgid, &rg, &eg, &sg) < 0 || rg != r->gid || eg != r->gid || sg != r->gid)
 		child_fail(c, S_SETGID, -EPERM);
+	if (r->uid != 0)
+		child_drop_capabilities(c);
 }
 
 /* No string functions of libc in the child: under a sanitizer they are
@@ -330,6 +401,8 @@ CHILD static int child_main(void *arg)
 	SYS1(SYS_umask, r->umask);
 	if ((rc = SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof(none))) < 0)
 		child_fail(c, S_SIGPROCMASK, rc);
+	if (r->no_new_privs && (rc = SYS4(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0)) < 0)
+		child_fail(c, S_NO_NEW_PRIVS, rc);
 	child_exec(c);
 	return 127;
 }
@@ -673,8 +746,12 @@ void spawn_describe_error(const struct spawn_req *r, const struct spawn_result *
 			 strchr(r->argv[0], '/') ? "" : " (searched PATH)");
 	else if (strcmp(step, "chdir") == 0)
 		snprintf(out, len, "cannot change directory to %s: %s", r->dir, why);
+	else if (strcmp(step, "groups") == 0)
+		snprintf(out, len, "cannot switch to uid %u gid %u: droverd may not set supplementary "
+			 "groups (it lacks CAP_SETGID) and its own are not the ones wanted",
+			 (unsigned)r->uid, (unsigned)r->gid);
 	else if (strcmp(step, "setuid") == 0 || strcmp(step, "setgid") == 0 ||
-		 strcmp(step, "setgroups") == 0)
+		 strcmp(step, "setgroups") == 0 || strcmp(step, "capabilities") == 0)
 		snprintf(out, len, "cannot switch to uid %u gid %u (%s): %s", (unsigned)r->uid,
 			 (unsigned)r->gid, step, why);
 	else if (strcmp(step, "fork") == 0)

@@ -2,7 +2,9 @@
  *
  * The child gets: its own session and process group; default signal
  * dispositions and an empty signal mask; descriptors 0..nfds-1 from fds[]
- * and no other; the given credentials, dropped with every step checked;
+ * and no other; with set_creds, exactly the given uid, gid and
+ * supplementary groups, no ambient capability, and for a uid other than 0
+ * no capability at all (every step checked, the result read back);
  * working directory, umask and resource limits; then execve. A step that
  * fails ends the child before exec (it never runs with more privilege than
  * asked) and is reported in spawn_result.
@@ -38,6 +40,7 @@ struct spawn_req {
 	 * cgroup.procs droverd opened as cgroup_fd (step "cgroup"). */
 	bool in_cgroup;
 	int cgroup_fd;
+	bool no_new_privs;	/* PR_SET_NO_NEW_PRIVS right before exec */
 };
 
 struct spawn_result {

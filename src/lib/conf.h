@@ -111,6 +111,7 @@ struct svc_conf {
 	unsigned pids_max;
 	unsigned cpu_weight;		/* 1-10000 */
 	unsigned cpu_max;		/* percent of one CPU */
+	bool no_new_privs;		/* PR_SET_NO_NEW_PRIVS before exec */
 
 	/* The keys given, as written, for the reload diff and for messages:
 	 * only those set (a service sets few of the keys), see conf_raw(). */

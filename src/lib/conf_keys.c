@@ -298,6 +298,11 @@ static const char *set_critical(struct parse *p, const char *v)
 	return value_bool(v, &SVC->critical);
 }
 
+static const char *set_no_new_privs(struct parse *p, const char *v)
+{
+	return value_bool(v, &SVC->no_new_privs);
+}
+
 /* "N", "infinity", or "SOFT:HARD"; sizes for core and as. */
 static const char *limit_value(const char *v, bool size, rlim_t *out)
 {
@@ -575,6 +580,7 @@ const struct keydef conf_keys[] = {
 	{ "pids_max", SCOPE_SERVICE, K_PROC, set_pids_max },
 	{ "cpu_weight", SCOPE_SERVICE, K_PROC, set_cpu_weight },
 	{ "cpu_max", SCOPE_SERVICE, K_PROC, set_cpu_max },
+	{ "no_new_privs", SCOPE_SERVICE, K_PROC, set_no_new_privs },
 
 	{ "control", SCOPE_GLOBAL, 0, set_control },
 	{ "control_group", SCOPE_GLOBAL, 0, set_control_group },

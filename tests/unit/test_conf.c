@@ -1602,6 +1602,25 @@ static void test_compare_replace(void **state)
 	expect_change(f, "config_files", "config_files = other.txt", CHANGE_REPLACE);
 }
 
+/* no_new_privs: a boolean, off by default, and a process key: changing
+ * it replaces the service's processes. */
+static void test_no_new_privs(void **state)
+{
+	struct fx *f = *state;
+	struct conf *c = load_ok(f, "[service on]\ncommand = /bin/true\nno_new_privs = yes\n"
+				    "[service off]\ncommand = /bin/true\nno_new_privs = off\n"
+				    "[service plain]\ncommand = /bin/true\n");
+
+	assert_true(svc(c, "on")->no_new_privs);
+	assert_false(svc(c, "off")->no_new_privs);
+	assert_false(svc(c, "plain")->no_new_privs);
+	assert_string_equal(raw(svc(c, "on"), "no_new_privs"), "yes");
+	LOAD_FAILS(f, "[service web]\ncommand = /bin/true\nno_new_privs = sometimes\n",
+		   "drover.conf:3: bad no_new_privs in [service web]: \"sometimes\" " BAD_BOOL);
+	set_cf(f, "v1\n");
+	expect_change(f, "no_new_privs", "no_new_privs = yes", CHANGE_REPLACE);
+}
+
 static void test_compare_live_and_replace(void **state)
 {
 	struct fx *f = *state;
@@ -1748,6 +1767,7 @@ int main(void)
 		T(test_compare_unchanged),
 		T(test_compare_live),
 		T(test_compare_replace),
+		T(test_no_new_privs),
 		T(test_compare_live_and_replace),
 		T(test_compare_config_files_content),
 		T(test_relative_paths),
