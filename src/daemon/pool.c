@@ -628,7 +628,7 @@ static void handler_retry(struct timer *t)
 	struct service *s = owner_of(POOL_OF(t, short_of.t));
 	struct sockaddr_storage peer, local;
 	char err[300];
-	int fd, e;
+	int fd;
 
 	if (!s || s->pool->stopping)
 		return;
@@ -636,7 +636,7 @@ static void handler_retry(struct timer *t)
 		peer = s->pool->held_peer;
 		local = s->pool->held_local;
 		s->pool->held_fd = -1;
-		if ((e = run_handler(s, fd, &peer, &local, err, sizeof(err)))) {
+		if (run_handler(s, fd, &peer, &local, err, sizeof(err))) {
 			accept_short(s, fd, &peer, &local, err);
 			return;
 		}
