@@ -392,8 +392,8 @@ static void listener_event(struct watch *w, uint32_t events)
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (scarce_errno(errno))
-				listener_short(errno);
+			if (errno != EAGAIN && scarce_errno(errno))
+				listener_short(errno);	/* EAGAIN: none pending */
 			return;
 		}
 		scarce_ok(&short_of, "control: accepting connections");
