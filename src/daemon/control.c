@@ -19,6 +19,7 @@
 #include "fsafe.h"
 #include "log.h"
 #include "handover.h"
+#include "scarce.h"
 #include "upgrade.h"
 
 enum {
@@ -30,6 +31,8 @@ enum {
 };
 
 static struct watch listener = { .fd = -1 };
+static bool paused;		/* by a handover */
+static struct scarce short_of;	/* accept failed for want of a resource */
 static struct conn *conns;
 static int nconns;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -362,6 +365,27 @@ static void accept_one(int fd)
 	timer_after(&c->t_timeout, IDLE_MS, conn_timeout);
 }
 
+static void listener_event(struct watch *w, uint32_t events);
+
+static void listener_retry(struct timer *t)
+{
+	(void)t;
+	if (!paused && listener.fd >= 0 && !listener.active)
+		loop_add(&listener, listener.fd, EPOLLIN, listener_event);
+}
+
+/* Out of descriptors or memory: the connection stays in the backlog, and
+ * the listener is not watched until the retry (a level-triggered listener
+ * with a pending connection would wake the loop at once, for ever). */
+static void listener_short(int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s; clients wait in the backlog", strerror(err));
+	loop_del(&listener);
+	scarce_fail(&short_of, listener_retry, "control: cannot accept a connection", why);
+}
+
 static void listener_event(struct watch *w, uint32_t events)
 {
 	(void)events;
@@ -369,10 +393,11 @@ static void listener_event(struct watch *w, uint32_t events)
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				log_warn("control: cannot accept a connection: %s", strerror(errno));
+			if (errno != EAGAIN && scarce_errno(errno))
+				listener_short(errno);	/* EAGAIN: none pending */
 			return;
 		}
+		scarce_ok(&short_of, "control: accepting connections");
 		accept_one(fd);
 	}
 }
@@ -489,11 +514,12 @@ void control_keep_file(bool keep)
 	keep_file = keep;
 }
 
-void control_pause(bool paused)
+void control_pause(bool pause)
 {
+	paused = pause;
 	if (listener.fd < 0)
 		return;
-	if (paused)
+	if (pause)
 		loop_del(&listener);
 	else if (!listener.active)
 		loop_add(&listener, listener.fd, EPOLLIN, listener_event);
@@ -501,6 +527,7 @@ void control_pause(bool paused)
 
 void control_close(void)
 {
+	scarce_cancel(&short_of);
 	if (listener.fd < 0)
 		return;
 	loop_del(&listener);

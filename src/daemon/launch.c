@@ -218,10 +218,12 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	struct spawn_result res;
 	struct spawn_pending *pd = NULL;
 	struct proc *p = NULL;
-	int rc;
+	int rc, cause = ENOMEM;
 
 	if (output_pipe(pipefd) < 0) {
+		cause = errno;
 		snprintf(err, len, "cannot create an output pipe: %s", strerror(errno));
+		errno = cause;
 		return NULL;
 	}
 	r.pid_slot = build_env(s, o, nlisten, &e);
@@ -249,6 +251,7 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	rc = o->spawn_failed ? spawn_detached(&r, &res, &pd) : spawn_process(&r, &res);
 	if (rc < 0) {
 		spawn_describe_error(&r, &res, err, len);
+		cause = res.err;
 		goto out;
 	}
 	close(pipefd[1]);
@@ -272,5 +275,7 @@ out:
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	env_free(&e);
+	if (!p)
+		errno = cause;
 	return p;
 }

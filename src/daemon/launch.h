@@ -23,7 +23,9 @@ struct launch_opts {
 	void (*spawn_failed)(struct service *s, const char *why);
 };
 
-/* The process, recorded in s->procs; NULL with a reason in err. */
+/* The process, recorded in s->procs; NULL with a reason in err and the
+ * cause in errno (EMFILE, EAGAIN, ENOMEM... for what may work later: see
+ * scarce.h). */
 struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *err, size_t len);
 
 /* A detached start's outcome: frees what it held and reports a failure.

@@ -115,7 +115,7 @@ static int open_one(const struct listen_conf *l, struct listener *out, char *err
 
 	if (fd < 0) {
 		snprintf(err, len, "cannot listen on %s: socket: %s", l->text, strerror(errno));
-		return -1;
+		return -1;	/* errno: the cause (the caller may retry EMFILE) */
 	}
 	if (!(step = prepare(fd, l))) {
 		if (unix_path(l) && (step = bind_unix(fd, l, out, why))) {
@@ -129,8 +129,11 @@ static int open_one(const struct listen_conf *l, struct listener *out, char *err
 	if (!step && l->socktype == SOCK_STREAM && listen(fd, l->backlog ? l->backlog : 4096) < 0)
 		step = "listen";
 	if (step) {
-		snprintf(err, len, "cannot listen on %s: %s: %s", l->text, step, strerror(errno));
+		int e = errno;
+
+		snprintf(err, len, "cannot listen on %s: %s: %s", l->text, step, strerror(e));
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
@@ -161,6 +164,7 @@ int listen_open(struct service *s, char *err, size_t len)
 {
 	if (!ensure_array(s)) {
 		snprintf(err, len, "cannot listen: out of memory");
+		errno = ENOMEM;
 		return -1;
 	}
 	for (int i = 0; i < s->nlis; i++) {

@@ -20,7 +20,13 @@
  * standard input and output (inetd's nowait). At max_procs running, it
  * stops accepting and the backlog holds the rest; max_rate bounds new
  * connections per second the same way; per_source closes connections
- * beyond that many at once from one address. */
+ * beyond that many at once from one address (a table that grows with the
+ * addresses that have a handler running: at most max_procs of them).
+ * Out of descriptors, memory or processes (scarce.h), a connection is never
+ * closed for it: accept fails and the connection stays in the backlog, or
+ * a connection accepted whose handler cannot be started is kept (one, the
+ * "held" connection) while nothing more is accepted, and its handler is
+ * retried on a timer until it starts. */
 #include "pool.h"
 
 #include <arpa/inet.h>
@@ -41,14 +47,15 @@
 #include "listen.h"
 #include "log.h"
 #include "proc.h"
+#include "scarce.h"
 #include "schedule.h"
 #include "value.h"
 
-enum { SOURCES = 256, ACCEPT_BATCH = 64 };
+enum { SOURCES_FIRST = 16, ACCEPT_BATCH = 64 };
 
 struct source {			/* accept: connections at once from one address */
 	uint64_t key;
-	unsigned count;
+	unsigned count;		/* 0: a free slot */
 };
 
 struct pool {
@@ -64,7 +71,11 @@ struct pool {
 	int64_t rate_window;		/* accept: start of this second */
 	unsigned rate_count;
 	unsigned char *slots;		/* prefork: DROVER_WORKER numbers in use */
-	struct source *sources;		/* accept, with per_source */
+	struct source *sources;		/* accept, with per_source: open addressing */
+	unsigned src_cap, src_used;	/* slots (a power of 2), addresses in use */
+	int held_fd;			/* accept: taken, waiting for a handler; -1 none */
+	struct sockaddr_storage held_peer, held_local;
+	struct scarce short_of;		/* accept: out of descriptors, memory, processes */
 	int64_t last_spawn_error;
 	unsigned serving_gen;		/* the last generation that was fully ready */
 	bool rolling;			/* a newer generation is starting */
@@ -134,9 +145,7 @@ static bool open_listeners(struct service *s)
 		s->listen_failed = false;
 		return true;
 	}
-	log_error("%s: %s", s->conf->name, err);
-	svc_end(s, ST_FAILED, err);
-	s->listen_failed = true;
+	svc_listen_failed(s, err);
 	return false;
 }
 
@@ -145,8 +154,7 @@ static struct pool *pool_get(struct service *s)
 	if (!s->pool && (s->pool = calloc(1, sizeof(*s->pool)))) {
 		if (s->conf->mode == MODE_PREFORK)
 			s->pool->slots = calloc(1, 4096);
-		if (s->conf->per_source)
-			s->pool->sources = calloc(SOURCES, sizeof(struct source));
+		s->pool->held_fd = -1;
 	}
 	if (s->pool)
 		s->pool->stopping = false;
@@ -341,21 +349,90 @@ static uint64_t address_key(const struct sockaddr_storage *ss)
 	return h | 1;
 }
 
-static struct source *source_slot(struct pool *pl, uint64_t key, bool create)
+static unsigned source_home(uint64_t key, unsigned cap)
 {
-	struct source *free_slot = NULL;
+	return (unsigned)((key * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+}
 
-	for (unsigned i = 0; pl->sources && i < SOURCES; i++) {
-		struct source *e = &pl->sources[(key + i) % SOURCES];
+static struct source *source_find(struct pool *pl, uint64_t key)
+{
+	for (unsigned i = pl->src_cap ? source_home(key, pl->src_cap) : 0; pl->src_cap && pl->sources[i].count;
+	     i = (i + 1) & (pl->src_cap - 1))
+		if (pl->sources[i].key == key)
+			return &pl->sources[i];
+	return NULL;
+}
 
-		if (e->key == key && e->count)
-			return e;
-		if (!e->count && !free_slot)
-			free_slot = e;
+/* Twice the size, every address moved to its place in it. */
+static bool sources_grow(struct pool *pl)
+{
+	unsigned cap = pl->src_cap ? pl->src_cap * 2 : SOURCES_FIRST;
+	struct source *v = calloc(cap, sizeof(*v));
+
+	if (!v)
+		return false;
+	for (unsigned i = 0; i < pl->src_cap; i++) {
+		unsigned j = source_home(pl->sources[i].key, cap);
+
+		if (!pl->sources[i].count)
+			continue;
+		while (v[j].count)
+			j = (j + 1) & (cap - 1);
+		v[j] = pl->sources[i];
 	}
-	if (create && free_slot)
-		free_slot->key = key;
-	return create ? free_slot : NULL;
+	free(pl->sources);
+	pl->sources = v;
+	pl->src_cap = cap;
+	return true;
+}
+
+/* key's entry, or a free slot for it (count 0) that stays valid until the
+ * next change to the table; NULL when there is no memory to grow it. The
+ * table is kept at most half full. */
+static struct source *source_get(struct pool *pl, uint64_t key)
+{
+	struct source *e = source_find(pl, key);
+	unsigned i;
+
+	if (e)
+		return e;
+	if ((pl->src_used + 1) * 2 > pl->src_cap && !sources_grow(pl))
+		return NULL;
+	for (i = source_home(key, pl->src_cap); pl->sources[i].count; i = (i + 1) & (pl->src_cap - 1))
+		;
+	pl->sources[i].key = key;
+	return &pl->sources[i];
+}
+
+static void source_add(struct pool *pl, struct source *e)
+{
+	if (e->count++ == 0)
+		pl->src_used++;
+}
+
+/* One connection of key's fewer; an address without any leaves the table
+ * (linear probing: the entries after it that may move back, do). */
+static void source_drop(struct pool *pl, uint64_t key)
+{
+	struct source *e = source_find(pl, key);
+	unsigned mask = pl->src_cap - 1, i, j;
+
+	if (!e || --e->count)
+		return;
+	pl->src_used--;
+	for (i = j = (unsigned)(e - pl->sources);;) {
+		unsigned home;
+
+		j = (j + 1) & mask;
+		if (!pl->sources[j].count)
+			return;
+		home = source_home(pl->sources[j].key, pl->src_cap);
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			pl->sources[i] = pl->sources[j];
+			pl->sources[j].count = 0;
+			i = j;
+		}
+	}
 }
 
 /* REMOTE_ADDR/LOCAL_ADDR as inetd and systemd show them: an IPv4 client of
@@ -384,12 +461,22 @@ static void address_env(const struct sockaddr_storage *ss, const char *prefix, c
 	snprintf(port, len, "%s_PORT=%u", prefix, p);
 }
 
+/* accept: watch the listeners unless something says wait (max_procs
+ * running, max_rate, a connection held, a retry pending). */
+static void accept_rewatch(struct service *s)
+{
+	struct pool *pl = s->pool;
+
+	watch_listeners(s, !pl->stopping && pl->running < s->conf->max_procs && pl->held_fd < 0 &&
+			   !timer_armed(&pl->t_rate) && !timer_armed(&pl->short_of.t));
+}
+
 static void rate_timeout(struct timer *t)
 {
 	struct service *s = owner_of(POOL_OF(t, t_rate));
 
 	if (s && !s->pool->stopping)
-		watch_listeners(s, s->pool->running < s->conf->max_procs);
+		accept_rewatch(s);
 }
 
 static bool rate_allows(struct service *s)
@@ -450,13 +537,16 @@ static void local_address(const struct listener *l, int fd, struct sockaddr_stor
 	getsockname(fd, (struct sockaddr *)local, &sl);
 }
 
-static void run_handler(struct service *s, const struct listener *l, int fd,
-			const struct sockaddr_storage *peer)
+/* A handler for the connection fd: 0 when fd is taken care of (a handler
+ * has it, or it was closed: per_source, or a failure that will not go
+ * away), or the errno of a resource that ran out, with why in err: the
+ * caller still has fd. */
+static int run_handler(struct service *s, int fd, const struct sockaddr_storage *peer,
+		       const struct sockaddr_storage *local, char *err, size_t len)
 {
 	struct pool *pl = s->pool;
-	char ra[160], rp[32], la[160], lp[32], err[300];
+	char ra[160], rp[32], la[160], lp[32];
 	const char *env[4] = { ra, rp, la, lp };
-	struct sockaddr_storage local;
 	/* Detached: the loop goes on accepting while the handler gets ready
 	 * (a handler that cannot start is told to spawn_error later). */
 	struct launch_opts o = { .slot = -1, .conn_fd = fd, .extra_env = env, .nextra = 4,
@@ -466,37 +556,103 @@ static void run_handler(struct service *s, const struct listener *l, int fd,
 	struct proc *p;
 
 	if (s->conf->per_source) {
-		src = source_slot(pl, key, true);
-		if (!src || src->count >= s->conf->per_source) {
+		if (!(src = source_get(pl, key))) {
+			snprintf(err, len, "cannot count connections per source: out of memory");
+			return ENOMEM;
+		}
+		if (src->count >= s->conf->per_source) {
 			log_debug("%s: per_source limit: closing a connection", s->conf->name);
 			close(fd);
-			return;
+			return 0;
 		}
 	}
-	local_address(l, fd, &local);
 	address_env(peer, "REMOTE", ra, rp, sizeof(ra));
-	address_env(&local, "LOCAL", la, lp, sizeof(la));
-	p = launch_proc(s, &o, err, sizeof(err));
-	close(fd);
-	if (!p) {
+	address_env(local, "LOCAL", la, lp, sizeof(la));
+	if (!(p = launch_proc(s, &o, err, len))) {
+		int e = errno;
+
+		if (scarce_errno(e))
+			return e;
+		close(fd);
 		spawn_error(s, err);
-		return;
+		return 0;
 	}
+	close(fd);
 	p->source = key;
 	p->ready = p->served = true;
 	if (src)
-		src->count++;
+		source_add(pl, src);
 	pl->running++;
 	pl->served++;
+	return 0;
+}
+
+static void handler_retry(struct timer *t);
+
+/* Out of a resource: what was taken is kept (the client waits as it would
+ * in the backlog), nothing more is accepted, and a retry is armed. */
+static void accept_short(struct service *s, int fd, const struct sockaddr_storage *peer,
+			 const struct sockaddr_storage *local, const char *why)
+{
+	struct pool *pl = s->pool;
+	char what[160], reason[400];
+
+	if (fd >= 0) {
+		pl->held_fd = fd;
+		pl->held_peer = *peer;
+		pl->held_local = *local;
+	}
+	watch_listeners(s, false);
+	snprintf(what, sizeof(what), "%s: cannot %s", s->conf->name,
+		 fd >= 0 ? "start a connection handler" : "accept a connection");
+	snprintf(reason, sizeof(reason), "%s; %s", why,
+		 fd >= 0 ? "the connection is kept for it, new ones wait in the backlog"
+			 : "connections wait in the backlog");
+	scarce_fail(&pl->short_of, handler_retry, what, reason);
+	svc_set_reason(s, "%s: %s", what + strlen(s->conf->name) + 2, why);
+}
+
+static void accept_recovered(struct service *s)
+{
+	char what[160];
+
+	if (!scarce_on(&s->pool->short_of))
+		return;
+	snprintf(what, sizeof(what), "%s: accepting connections and starting handlers", s->conf->name);
+	scarce_ok(&s->pool->short_of, what);
+	svc_clear_reason(s);
+}
+
+static void handler_retry(struct timer *t)
+{
+	struct service *s = owner_of(POOL_OF(t, short_of.t));
+	struct sockaddr_storage peer, local;
+	char err[300];
+	int fd;
+
+	if (!s || s->pool->stopping)
+		return;
+	if ((fd = s->pool->held_fd) >= 0) {
+		peer = s->pool->held_peer;
+		local = s->pool->held_local;
+		s->pool->held_fd = -1;
+		if (run_handler(s, fd, &peer, &local, err, sizeof(err))) {
+			accept_short(s, fd, &peer, &local, err);
+			return;
+		}
+		accept_recovered(s);
+	}
+	accept_rewatch(s);
 }
 
 static void accept_ready(struct service *s, struct listener *l)
 {
 	struct pool *pl = s->pool;
 
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage peer;
+	for (int i = 0; i < ACCEPT_BATCH && pl->held_fd < 0; i++) {
+		struct sockaddr_storage peer, local;
 		socklen_t pl_len = sizeof(peer);
+		char err[300];
 		int fd;
 
 		if (pl->running >= s->conf->max_procs || !rate_allows(s)) {
@@ -506,17 +662,19 @@ static void accept_ready(struct service *s, struct listener *l)
 		memset(&peer, 0, sizeof(peer));
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &pl_len, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Leave it in the backlog; try again shortly. */
-				log_warn("%s: cannot accept: %s", s->conf->name, strerror(errno));
-				watch_listeners(s, false);
-				timer_after(&pl->t_rate, 100, rate_timeout);
-			}
+			/* Out of descriptors: it stays in the backlog. */
+			if (scarce_errno(errno) && errno != EAGAIN)
+				accept_short(s, -1, NULL, NULL, strerror(errno));
 			if (pl->rate_count)
 				pl->rate_count--;	/* nothing was taken */
 			return;
 		}
-		run_handler(s, l, fd, &peer);
+		local_address(l, fd, &local);
+		if (run_handler(s, fd, &peer, &local, err, sizeof(err))) {
+			accept_short(s, fd, &peer, &local, err);
+			return;
+		}
+		accept_recovered(s);
 	}
 }
 
@@ -569,7 +727,10 @@ void pool_start(struct service *s)
 	if (s->conf->mode == MODE_ACCEPT) {
 		svc_set_state(s, ST_READY);
 		svc_clear_reason(s);
-		watch_listeners(s, pl->running < s->conf->max_procs);
+		if (pl->held_fd >= 0)	/* kept through a replace: its turn first */
+			timer_after(&pl->short_of.t, 0, handler_retry);
+		else
+			accept_rewatch(s);
 		return;
 	}
 	svc_set_state(s, ST_STARTING);
@@ -585,6 +746,7 @@ void pool_stop_accepting(struct service *s)
 		timer_cancel(&s->pool->t_retire);
 		timer_cancel(&s->pool->t_refill);
 		timer_cancel(&s->pool->t_rate);
+		timer_cancel(&s->pool->short_of.t);
 	}
 	watch_listeners(s, false);
 }
@@ -601,6 +763,9 @@ void pool_release(struct service *s)
 	timer_cancel(&pl->t_retire);
 	timer_cancel(&pl->t_refill);
 	timer_cancel(&pl->t_rate);
+	scarce_cancel(&pl->short_of);
+	if (pl->held_fd >= 0)
+		close(pl->held_fd);	/* stopped: like those in the backlog */
 	free(pl->slots);
 	free(pl->sources);
 	free(pl);
@@ -610,22 +775,24 @@ void pool_release(struct service *s)
 static void handler_exited(struct service *s, struct proc *p, int status)
 {
 	struct pool *pl = s->pool;
-	struct source *src;
 
 	if (!pl)
 		return;
 	if (pl->running)
 		pl->running--;
-	if (s->conf->per_source && (src = source_slot(pl, p->source, false)) && src->count)
-		src->count--;
+	source_drop(pl, p->source);
 	if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		char what[128];
 
 		svc_describe_status(status, what, sizeof(what));
 		log_debug("%s: handler pid %d %s", s->conf->name, (int)p->pid, what);
 	}
-	if (!pl->stopping && s->want && !timer_armed(&pl->t_rate))
-		watch_listeners(s, pl->running < s->conf->max_procs);
+	if (pl->stopping || !s->want)
+		return;
+	/* What it held is free again: a held connection may start now. */
+	if (pl->held_fd >= 0)
+		timer_after(&pl->short_of.t, 0, handler_retry);
+	accept_rewatch(s);
 }
 
 static void worker_exited(struct service *s, struct proc *p, int status)
@@ -709,7 +876,7 @@ void pool_apply_live(struct service *s)
 	if (!s->pool || s->pool->stopping)
 		return;
 	if (s->conf->mode == MODE_ACCEPT)
-		watch_listeners(s, s->pool->running < s->conf->max_procs);
+		accept_rewatch(s);
 	else
 		pool_adjust(s);
 }
@@ -787,8 +954,8 @@ void pool_adopt_worker(struct service *s, struct proc *p, int wstate)
 		struct source *src;
 
 		pl->running++;
-		if (s->conf->per_source && (src = source_slot(pl, p->source, true)))
-			src->count++;
+		if (s->conf->per_source && (src = source_get(pl, p->source)))
+			source_add(pl, src);
 		return;
 	}
 	if (p->slot >= 0 && p->slot < 4096 && pl->slots)

@@ -12,14 +12,17 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "deps.h"
 #include "log.h"
 #include "output.h"
+#include "value.h"
 
-enum { BUCKETS = 4096, RECHECK_MS = 100 };
+enum { BUCKETS = 4096, RECHECK_MS = 100, DENIED_MAX_MS = 5000 };
 
 static struct proc *table[BUCKETS];	/* leaders not yet reaped, by pid */
 static struct proc *remnants;		/* reaped leaders whose group lives on */
@@ -113,10 +116,13 @@ int proc_signal(struct proc *p, int sig)
 	return kill(p->pid, sig);
 }
 
-void proc_signal_group(struct proc *p, int sig)
+int proc_signal_group(struct proc *p, int sig)
 {
-	if (kill(-p->pid, sig) < 0 && errno == ESRCH && p->pidfd >= 0)
-		proc_signal(p, sig);	/* not a group leader (yet): the process alone */
+	if (kill(-p->pid, sig) == 0)
+		return 0;
+	if (errno == ESRCH && p->pidfd >= 0)
+		return proc_signal(p, sig);	/* not a group leader (yet): the process alone */
+	return -1;
 }
 
 static bool group_alive(struct proc *p)
@@ -134,6 +140,47 @@ static void remnant_drop(struct proc *p)
 		}
 }
 
+static void kill_timeout(struct timer *t);
+
+/* "uid 0", from the owner of /proc/PID (its effective uid; root when it
+ * is not dumpable, as a setuid program is); "another user" if unknown. */
+static void uid_of(pid_t pid, char *out, size_t len)
+{
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st) == 0)
+		snprintf(out, len, "uid %u", (unsigned)st.st_uid);
+	else
+		snprintf(out, len, "another user");
+}
+
+/* The kernel refuses droverd's SIGKILL: nothing droverd can do ends the
+ * process. Say so once, and look again ever less often until the group is
+ * empty (it exits by itself, or root ends it). */
+static void kill_denied(struct proc *p)
+{
+	const char *name = p->svc ? p->svc->conf->name : "?";
+	char who[32], every[32];
+
+	if (!p->kill_denied) {
+		p->kill_denied = true;
+		p->recheck = RECHECK_MS;
+		uid_of(p->pid, who, sizeof(who));
+		duration_format(DENIED_MAX_MS, every, sizeof(every));
+		log_error("%s: cannot kill pid %d (process group %d): %s: droverd runs as uid %u and the "
+			  "process as %s (a setuid program, or one that changed its uid); the service stays "
+			  "stopping until it exits (checked every %s at most)",
+			  name, (int)p->pid, (int)p->pid, strerror(EPERM), (unsigned)geteuid(), who, every);
+		if (p->svc)
+			svc_set_reason(p->svc, "cannot kill pid %d (it runs as %s): %s; waiting for it to exit",
+				       (int)p->pid, who, strerror(EPERM));
+	}
+	p->recheck = p->recheck * 2 > DENIED_MAX_MS ? DENIED_MAX_MS : p->recheck * 2;
+	timer_after(&p->t_kill, p->recheck, kill_timeout);
+}
+
 static void kill_timeout(struct timer *t)
 {
 	struct proc *p = (struct proc *)((char *)t - offsetof(struct proc, t_kill));
@@ -148,7 +195,10 @@ static void kill_timeout(struct timer *t)
 			 (long long)(p->svc ? p->svc->conf->stop_timeout : 0));
 		p->killed = true;
 	}
-	proc_signal_group(p, SIGKILL);
+	if (proc_signal_group(p, SIGKILL) < 0 && errno == EPERM) {
+		kill_denied(p);
+		return;
+	}
 	timer_after(&p->t_kill, RECHECK_MS, kill_timeout);
 }
 

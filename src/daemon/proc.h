@@ -15,9 +15,16 @@ struct proc *proc_find(pid_t pid);
 void proc_leader_exited(struct proc *p);
 /* Signal the leader only (pidfd where possible). */
 int proc_signal(struct proc *p, int sig);
-/* Signal the whole process group. */
-void proc_signal_group(struct proc *p, int sig);
-/* Graceful stop: sig (and SIGCONT) to the group, SIGKILL after timeout. */
+/* Signal the whole process group: 0, or -1 with errno (EPERM: none of
+ * it may be signalled by droverd). */
+int proc_signal_group(struct proc *p, int sig);
+/* Graceful stop: sig (and SIGCONT) to the group, SIGKILL after timeout,
+ * repeated until the group is empty. A droverd that is not root may find
+ * the SIGKILL refused (the process runs as another user now: a setuid
+ * program, or one that changed its uid): that is logged once, with the
+ * pid and its uid, and checked again ever less often (up to every
+ * DENIED_MAX_MS); the record, and its service, stay stopping until the
+ * group is empty. */
 void proc_stop(struct proc *p, int sig, int64_t timeout);
 /* SIGKILL to the group now, even if a graceful stop is under way. */
 void proc_kill(struct proc *p);

@@ -56,6 +56,8 @@ struct proc {
 	bool exited;		/* leader reaped; the record waits for its group */
 	bool stopping;		/* stop signal sent */
 	bool killed;		/* SIGKILL sent */
+	bool kill_denied;	/* SIGKILL refused (EPERM): said once, checked less often */
+	int64_t recheck;	/* the next wait after a refused SIGKILL (ms) */
 	bool no_notify;		/* started without NOTIFY_SOCKET */
 	struct output *out;	/* its stdout/stderr pipe */
 	struct watch w_exit;	/* its pidfd, readable when it exits */
@@ -178,6 +180,11 @@ void svc_failed(struct service *s, const char *why, bool clean, int64_t uptime);
 /* Not restarting: state st (stopped, failed, done) for good; what requires
  * it stops too; a critical service takes droverd down. */
 void svc_end(struct service *s, enum svc_state st, const char *why);
+/* A listener could not be opened (err says why, errno the cause): a
+ * resource that ran out (scarce.h) is a failed start, retried with the
+ * backoff; anything else (address in use, bad path) fails the service
+ * until a reload or a start. */
+void svc_listen_failed(struct service *s, const char *err);
 extern unsigned long svc_state_changes;	/* bumped by every svc_set_state() */
 void svc_set_state(struct service *s, enum svc_state st);
 void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,6 +9,7 @@
  * the rules (dependencies, backoff, reverse-order stop) consistent with
  * each other; evaluating only what an event can affect keeps it cheap with
  * thousands of services. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proc.h"
+#include "scarce.h"
 #include "schedule.h"
 #include "svclog.h"
 #include "service.h"
@@ -147,6 +149,19 @@ void svc_end(struct service *s, enum svc_state st, const char *reason)
 	}
 }
 
+void svc_listen_failed(struct service *s, const char *err)
+{
+	bool again = scarce_errno(errno);
+
+	s->listen_failed = !again;
+	if (again) {
+		svc_failed(s, err, false, 0);	/* it logs, with the delay */
+		return;
+	}
+	log_error("%s: %s", s->conf->name, err);
+	svc_end(s, ST_FAILED, err);
+}
+
 static void restart_due(struct timer *t)
 {
 	struct service *s = SVC_OF(t, t_restart);
@@ -235,9 +250,7 @@ static void start_main(struct service *s)
 	struct proc *p;
 
 	if (listen_open(s, err, sizeof(err)) < 0) {
-		log_error("%s: %s", s->conf->name, err);
-		svc_end(s, ST_FAILED, err);
-		s->listen_failed = true;
+		svc_listen_failed(s, err);
 		return;
 	}
 	s->listen_failed = false;
