@@ -35,10 +35,11 @@ enum { SPAWN_STACK = 256 * 1024, DETACHED_STACK = 64 * 1024, FDS_MAX = 1024, GRO
 /* Under AddressSanitizer the child's frames would be left poisoned on the
  * reused stack (the child never returns, it execs), and its no-return calls
  * print notices into the service's output: the child's code is not
- * instrumented, and its stack is unpoisoned before each clone. */
+ * instrumented (nor checked by UBSan, whose handlers are library code), and
+ * its stack is unpoisoned before each clone. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define CHILD __attribute__((no_sanitize_address))
+#define CHILD __attribute__((no_sanitize_address, no_sanitize_undefined))
 #define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
 #else
 #define CHILD
