@@ -1,36 +1,72 @@
-/* log.c - see log.h. */
+/* log.c - see log.h.
+ *
+ * The log never re-enters itself: a write that fails is counted by the
+ * sink, not reported through the destination that just failed, and the
+ * count is reported (by the sink, once) when a later write succeeds. */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "sink.h"
 
-enum { LINE_MAX_LOG = 4096 };
+enum { LINE_MAX_LOG = 4096, SYSLOG_RETRY_MS = 1000 };
 
 static struct sink out = { .fd = -1 };
 static enum log_kind kind = LOG_STDERR;
 static char *file_path;
 static bool verbose;
 
-static void sink_report(struct sink *s, const char *what)
+/* The destination, for the report of lines lost on it. */
+static void describe(enum log_kind k, const char *path, char *buf, size_t len)
 {
+	if (k == LOG_SYSLOG)
+		snprintf(buf, len, "syslog at /dev/log");
+	else if (k == LOG_FILE)
+		snprintf(buf, len, "file %s", path);
+	else
+		snprintf(buf, len, "standard error");
+}
+
+static void say_losses(const char *where, struct sink_losses l)
+{
+	if (l.failed)
+		log_warn("%lu log line%s could not be written to %s (%s)", l.failed,
+			 l.failed == 1 ? "" : "s", where, strerror(l.err));
+	if (l.dropped)
+		log_warn("log destination: %lu lines dropped", l.dropped);
+}
+
+/* Called by the sink once it writes again; what this logs cannot come
+ * back here (see sink.h). */
+static void sink_report(struct sink *s, struct sink_losses l)
+{
+	char where[PATH_MAX + 32];
+
 	(void)s;
-	log_warn("log destination: %s", what);
+	describe(kind, file_path, where, sizeof(where));
+	say_losses(where, l);
 }
 
 void log_init(void)
 {
 	int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 
+	/* Until sig_init() runs, a line to a pipe without reader would kill
+	 * droverd: EPIPE is a lost line, never a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	sink_attach(&out, fd >= 0 ? fd : 2);
 	out.report = sink_report;
 }
@@ -58,13 +94,76 @@ static int open_syslog(char *err, size_t errlen)
 	return -1;
 }
 
+/* Why droverd does not write its log at a path whose last component is
+ * st; NULL: it does. */
+static const char *refusal(const struct stat *st)
+{
+	if (S_ISREG(st->st_mode))
+		return NULL;
+	if (S_ISLNK(st->st_mode))
+		return "it is a symbolic link (droverd does not follow links for its own log: "
+		       "give the path of the file itself)";
+	if (S_ISFIFO(st->st_mode))
+		return "it is a FIFO, not a regular file";
+	if (S_ISDIR(st->st_mode))
+		return "it is a directory, not a regular file";
+	if (S_ISSOCK(st->st_mode))
+		return "it is a socket, not a regular file";
+	return "it is a device, not a regular file";
+}
+
+/* Non-blocking (a FIFO without reader must not hang droverd), never
+ * through a link, and only a regular file. */
 static int open_file(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+		      0640);
+	const char *why = NULL;
+	struct stat st;
+	int e = errno;
 
-	if (fd < 0)
-		snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
-	return fd;
+	if (fd >= 0 && fstat(fd, &st) == 0 && (why = refusal(&st)) == NULL)
+		return fd;
+	if (fd >= 0) {
+		e = errno;
+		close(fd);
+	} else if (lstat(path, &st) == 0) {
+		why = refusal(&st);
+	}
+	if (!why)
+		why = strerror(e);
+	snprintf(err, errlen, "cannot open log file %s: %s", path, why);
+	return -1;
+}
+
+int log_check(enum log_kind k, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	const char *why;
+
+	if (k != LOG_FILE || lstat(path, &st) < 0 || (why = refusal(&st)) == NULL)
+		return 0;
+	snprintf(err, errlen, "cannot open log file %s: %s", path, why);
+	return -1;
+}
+
+/* Puts fd in place of the current descriptor. Lines lost on the old
+ * destination are reported on the new one, naming the old. */
+static void replace(int fd, enum log_kind k, const char *path)
+{
+	char where[PATH_MAX + 32];
+	struct sink_losses l;
+
+	describe(kind, file_path, where, sizeof(where));
+	l = sink_take_losses(&out);
+	sink_close(&out);
+	sink_attach(&out, fd);
+	if (file_path != path) {
+		free(file_path);
+		file_path = k == LOG_FILE ? strdup(path) : NULL;
+	}
+	kind = k;
+	say_losses(where, l);
 }
 
 int log_configure(enum log_kind k, const char *path, char *err, size_t errlen)
@@ -81,11 +180,7 @@ int log_configure(enum log_kind k, const char *path, char *err, size_t errlen)
 		fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
 		return -1;
-	sink_close(&out);
-	sink_attach(&out, fd);
-	kind = k;
-	free(file_path);
-	file_path = k == LOG_FILE ? strdup(path) : NULL;
+	replace(fd, k, path);
 	return 0;
 }
 
@@ -101,8 +196,7 @@ void log_reopen(void)
 		log_error("reopening the log: %s; keeping the old one", err);
 		return;
 	}
-	sink_close(&out);
-	sink_attach(&out, fd);
+	replace(fd, kind, file_path);
 	log_info("log reopened");
 }
 
@@ -119,8 +213,27 @@ void log_timestamp(char *buf, size_t len)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, zone);
 }
 
+/* The syslog daemon restarted: its new socket at /dev/log is not the one
+ * droverd is connected to. Connect again, at most once a second while it
+ * keeps failing. Lines lost meanwhile stay counted, for the new socket. */
+static void syslog_retry(void)
+{
+	static int64_t last = -SYSLOG_RETRY_MS;
+	int64_t now = clock_ms();
+	char err[128];
+	int fd;
+
+	if (sink_error(&out) == 0 || now - last < SYSLOG_RETRY_MS)
+		return;
+	last = now;
+	if ((fd = open_syslog(err, sizeof(err))) < 0)
+		return;
+	sink_close(&out);
+	sink_attach(&out, fd);
+}
+
 /* Frames one line for the destination and hands it to the sink. */
-static void emit(int prio, const char *ident, pid_t pid, const char *text, size_t len)
+static void frame(int prio, const char *ident, pid_t pid, const char *text, size_t len)
 {
 	char line[LINE_MAX_LOG + 256], stamp[40];
 	int n;
@@ -136,6 +249,7 @@ static void emit(int prio, const char *ident, pid_t pid, const char *text, size_
 		n = snprintf(line, sizeof(line), "<%d>%s %s[%d]: %.*s", (3 << 3) | prio, stamp, ident,
 			     (int)pid, (int)len, text);
 		/* Datagrams: one message each, no newline. */
+		syslog_retry();
 		sink_write(&out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 		return;
 	}
@@ -156,6 +270,20 @@ static void emit(int prio, const char *ident, pid_t pid, const char *text, size_
 		line[n - 1] = '\n';
 	}
 	sink_write(&out, line, (size_t)n);
+}
+
+/* A line may be written while the sink reports (one level down); never
+ * deeper. The sink already keeps its report from re-entering; this is the
+ * backstop that keeps any path from recursing until the stack runs out. */
+static void emit(int prio, const char *ident, pid_t pid, const char *text, size_t len)
+{
+	static int depth;
+
+	if (depth > 1)
+		return;
+	depth++;
+	frame(prio, ident, pid, text, len);
+	depth--;
 }
 
 void log_msg(enum log_level lv, const char *fmt, ...)

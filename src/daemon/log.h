@@ -1,7 +1,10 @@
 /* log.h - droverd's own log, and the lines of services that inherit it.
  *
  * Destinations: stderr (default), syslog (datagrams to /dev/log), or a file
- * (reopened on SIGUSR1). Writes never block: see sink.h. Messages state
+ * (reopened on SIGUSR1; opened only as a regular file, never through a
+ * link). Writes never block, and a destination that fails does not stop
+ * droverd: its lost lines are counted and reported once it works again
+ * (see sink.h); syslog is reconnected after a restart. Messages state
  * what, where and why; log_errno adds the system's reason. Before the loop
  * runs, fatal() ends droverd with a message and exit status 1. */
 #ifndef DROVER_LOG_H
@@ -19,6 +22,9 @@ void log_init(void);
 /* Switch destination; on failure the current one stays and err says why. */
 int log_configure(enum log_kind kind, const char *path, char *err, size_t errlen);
 void log_reopen(void);
+/* For -t: a log file that exists but would be refused (a link, not a
+ * regular file); err says why. A missing one is fine (it is created). */
+int log_check(enum log_kind kind, const char *path, char *err, size_t errlen);
 void log_set_verbose(bool on);
 /* Which destination droverd's log uses now (the upgrade hands it over). */
 int log_current_fd(void);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,12 @@ static struct conf *load_or_die(bool check_only)
 	}
 	conf_errors_free(&errs);
 	if (check_only) {
+		char err[PATH_MAX + 160];
+
+		if (log_check(c->log, c->log_path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "droverd: %s\n", err);
+			exit(1);
+		}
 		check_state(c);
 		printf("%s: configuration is valid (%d service%s)\n", droverd_conf_path(), c->nsvcs,
 		       c->nsvcs == 1 ? "" : "s");
