@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "loop.h"
 #include "sink.h"
 
@@ -308,9 +309,19 @@ void log_errno(const char *what)
 	log_error("%s: %s", what, strerror(errno));
 }
 
+/* A service's bytes share droverd's log with every other service and with
+ * droverd's own messages, and reach a terminal or a journal: escape
+ * sequences and invalid UTF-8 are made visible and inert (escape.h). A
+ * service's own file (log = file:) gets its bytes as they are. */
 void log_output(const char *name, pid_t pid, const char *line, size_t len)
 {
-	emit(6, name, pid, line, len);
+	char text[LINE_MAX_LOG + 1];	/* cut, like any line, at LINE_MAX_LOG */
+	size_t n;
+
+	if (len > LINE_MAX_LOG)
+		len = LINE_MAX_LOG;
+	n = escape_text(text, sizeof(text), line, len, ESCAPE_KEEP_TAB);
+	emit(6, name, pid, text, n < sizeof(text) ? n : sizeof(text) - 1);
 }
 
 void fatal(const char *fmt, ...)

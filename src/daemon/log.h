@@ -35,7 +35,8 @@ void log_msg(enum log_level lv, const char *fmt, ...) __attribute__((format(prin
 #define log_info(...) log_msg(LV_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LV_DEBUG, __VA_ARGS__)
 void log_errno(const char *what);
-/* One line of a service's output: "NAME[PID]: line". */
+/* One line of a service's output: "NAME[PID]: line", its control
+ * characters and invalid UTF-8 escaped. */
 void log_output(const char *name, pid_t pid, const char *line, size_t len);
 
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

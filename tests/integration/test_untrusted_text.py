@@ -69,7 +69,8 @@ def test_status_table_shows_status_escaped(droverd, tmp_path):
     text = assert_inert(out)
     assert "\t" not in text, out
     row = text.splitlines()[1]
-    assert re.fullmatch(rf"a +daemon +ready +{pid} +\S+ +0 +" + re.escape(TABLE), row), row
+    # (CPU, MEM, TASKS columns where droverd tracks cgroups)
+    assert re.fullmatch(rf"a +daemon +ready +{pid} +\S+ +0 +(?:\S+ +){{0,3}}" + re.escape(TABLE), row), row
 
 
 def test_status_json_is_valid_and_carries_the_text(droverd, tmp_path):
@@ -107,3 +108,15 @@ def test_droverd_message_quoting_an_argument_is_escaped(droverd, tmp_path):
                              "DROVER_SOCKET": str(d.sock)})
     assert (cp.returncode, cp.stdout) == (1, b""), cp
     assert cp.stderr == b'drover: unknown service "x\\x1b[2J\\x1b]0;t\\x07"\n', cp
+
+
+def test_droverds_own_log_shows_inherited_output_escaped(droverd, tmp_path):
+    """log = inherit: a service's line shares droverd's log (a terminal, a
+    journal): it arrives escaped, as `drover logs` shows it."""
+    d, pid = start(droverd, tmp_path)
+    d.wait_log(r"pwned")
+    raw = d.logfile.read_bytes()
+    line = [x for x in raw.split(b"\n") if x.startswith(f"a[{pid}]: line: ".encode())]
+    assert len(line) == 1, raw
+    assert_inert(line[0] + b"\n")
+    assert line[0].decode() == f"a[{pid}]: line: " + LOGS, line
