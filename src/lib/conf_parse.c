@@ -316,64 +316,17 @@ static void parse_line(struct parse *p, char *line)
 		parse_assignment(p, line);
 }
 
-/* Opens without following into a FIFO's blocking open, then insists on a
- * regular file. Returns the content (NUL-terminated, malloc'd) or NULL with
- * a reason in p->msg. */
-static char *slurp(struct parse *p, const char *path, struct stat *st, size_t *lenp)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	char *data = NULL;
-	ssize_t n;
-	size_t len = 0;
-
-	if (fd < 0) {
-		snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		snprintf(p->msg, sizeof(p->msg), "not a regular file");
-	} else if (st->st_size > CONF_FILE_MAX) {
-		snprintf(p->msg, sizeof(p->msg), "larger than %d bytes", CONF_FILE_MAX);
-	} else if (p->as_root && (st->st_uid != 0 || (st->st_mode & S_IWOTH) ||
-				  ((st->st_mode & S_IWGRP) && st->st_gid != 0))) {
-		snprintf(p->msg, sizeof(p->msg),
-			 "writable by a user other than root (owner uid %u, mode %04o); "
-			 "droverd running as root refuses it", (unsigned)st->st_uid,
-			 (unsigned)(st->st_mode & 07777));
-	} else if (!(data = calloc(1, (size_t)st->st_size + 1))) {
-		snprintf(p->msg, sizeof(p->msg), "out of memory");
-	} else {
-		while (len < (size_t)st->st_size &&
-		       (n = read(fd, data + len, (size_t)st->st_size - len)) != 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
-				free(data);
-				data = NULL;
-				break;
-			}
-			len += (size_t)n;
-		}
-		if (data)
-			data[len] = '\0';
-	}
-	close(fd);
-	*lenp = len;
-	return data;
-}
-
 /* Remembers a file so that it is read once; its name is kept for messages
  * and for sorting them. Returns a reason when it must not be read. */
-static const char *remember_file(struct parse *p, const char *path, const struct stat *st)
+static const char *remember_file(struct parse *p, const char *path, dev_t dev, ino_t ino)
 {
 	for (int i = 0; i < p->nseen; i++)
-		if (p->seen_dev[i] == st->st_dev && p->seen_ino[i] == st->st_ino)
+		if (p->seen_dev[i] == dev && p->seen_ino[i] == ino)
 			return "is included more than once";
 	if (p->nseen == FILES_MAX)
 		return "is one file too many (at most 1024 files)";
-	p->seen_dev[p->nseen] = st->st_dev;
-	p->seen_ino[p->nseen] = st->st_ino;
+	p->seen_dev[p->nseen] = dev;
+	p->seen_ino[p->nseen] = ino;
 	if (!(p->seen_name[p->nseen] = arena_strdup(&p->c->arena, path)))
 		return "cannot be read: out of memory";
 	p->nseen++;
@@ -387,12 +340,13 @@ void conf_read_file(struct parse *p, const char *path)
 	const char *outer_file = p->file;
 	int outer_line = p->line, outer_sec = p->sec;
 	struct svc_conf *outer_svc = p->svc;
-	struct stat st;
 	char *data, *line, *next, *nul;
 	const char *reason;
 	size_t len = 0;
+	dev_t dev;
+	ino_t ino;
 
-	if (!(data = slurp(p, path, &st, &len))) {
+	if (!(data = conf_sys_read(p, path, &dev, &ino, &len))) {
 		/* The main file has no line that named it. */
 		conf_error_at(p, p->line ? p->file : NULL, p->line, "cannot read %s: %s", path, p->msg);
 		return;
@@ -406,7 +360,7 @@ void conf_read_file(struct parse *p, const char *path)
 		free(data);
 		return;
 	}
-	if ((reason = remember_file(p, path, &st))) {
+	if ((reason = remember_file(p, path, dev, ino))) {
 		conf_error(p, "%s %s", path, reason);
 		free(data);
 		return;
@@ -428,28 +382,13 @@ void conf_read_file(struct parse *p, const char *path)
 	p->svc = outer_svc;
 }
 
-/* glob() reports directories it cannot read here. A directory that does
- * not exist only means the glob matches nothing; anything else (no
- * permission) is an error worth stopping for. */
-static char glob_failed_path[512];
-static int glob_failed_errno;
-
-static int glob_error(const char *path, int err)
-{
-	if (err == ENOENT || err == ENOTDIR)
-		return 0;
-	snprintf(glob_failed_path, sizeof(glob_failed_path), "%s", path);
-	glob_failed_errno = err;
-	return 1;
-}
-
 /* include = GLOB, relative to the including file's directory. */
 const char *conf_include(struct parse *p, const char *pattern)
 {
 	char dir[4096], full[8192];
-	const char *d;
-	glob_t g;
-	int rc;
+	const char *d, *matches;
+	size_t len;
+	int rc, err;
 
 	if (!*pattern)
 		return "is empty";
@@ -461,7 +400,7 @@ const char *conf_include(struct parse *p, const char *pattern)
 		snprintf(full, sizeof(full), "%s", pattern);
 	else
 		snprintf(full, sizeof(full), "%s/%s", d, pattern);
-	rc = glob(full, 0, glob_error, &g);
+	rc = conf_sys_glob(p, full, &matches, &len, &err);
 	/* A glob that matches nothing is fine; a file named outright that is
 	 * not there is a mistake worth saying. */
 	if (rc == GLOB_NOMATCH && !strpbrk(pattern, "*?[")) {
@@ -473,17 +412,15 @@ const char *conf_include(struct parse *p, const char *pattern)
 	if (rc != 0) {
 		if (rc == GLOB_ABORTED)
 			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: cannot read directory %.300s: %s",
-				 glob_failed_path, strerror(glob_failed_errno));
+				 matches, strerror(err));
 		else
 			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: out of memory");
-		globfree(&g);
 		return p->msg;
 	}
 	p->depth++;
-	for (size_t i = 0; i < g.gl_pathc; i++)
-		conf_read_file(p, g.gl_pathv[i]);
+	for (size_t off = 0; off < len; off += strlen(matches + off) + 1)
+		conf_read_file(p, matches + off);
 	p->depth--;
-	globfree(&g);
 	return NULL;
 }
 
@@ -495,7 +432,8 @@ struct svc_conf *conf_find(const struct conf *c, const char *name)
 	return NULL;
 }
 
-struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
+static struct conf *load(const char *path, bool as_root, const struct conf_fact *replay, int nreplay,
+			 struct conf_errors *errs)
 {
 	struct conf *c = calloc(1, sizeof(*c));
 	struct parse *p = calloc(1, sizeof(*p));
@@ -512,6 +450,8 @@ struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
 	p->c = c;
 	p->errs = errs;
 	p->as_root = as_root;
+	p->replay = replay;
+	p->nreplay = nreplay;
 	p->file = c->path;
 	conf_read_file(p, path);
 	conf_check(p);
@@ -524,6 +464,20 @@ struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
 		return NULL;
 	}
 	return c;
+}
+
+struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
+{
+	return load(path, as_root, NULL, 0, errs);
+}
+
+struct conf *conf_replay(const char *path, const struct conf_fact *facts, int nfacts,
+			 struct conf_errors *errs)
+{
+	static const struct conf_fact none;
+
+	/* as_root matters only where files are read: their facts say it. */
+	return load(path, false, facts ? facts : &none, nfacts, errs);
 }
 
 void conf_free(struct conf *c)
