@@ -22,6 +22,7 @@
 #define CONF_DEFAULT_PATH "/etc/drover/drover.conf"
 #define SVC_NAME_MAX 64
 #define LISTEN_MAX 64		/* listeners a service may have */
+#define CONF_FILE_MAX (1 << 20)	/* bytes of one configuration file */
 
 enum svc_mode { MODE_DAEMON, MODE_PREFORK, MODE_ACCEPT, MODE_ONESHOT, MODE_TIMER };
 enum svc_start { START_AUTO, START_DEMAND, START_MANUAL };

@@ -24,7 +24,7 @@ struct keydef {
 	key_setter *set;
 };
 
-enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024, CONF_FILE_MAX = 1 << 20 };
+enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024 };
 
 struct parse {
 	struct conf *c;
