@@ -661,6 +661,11 @@ static int decode_record(struct decoder *d, struct record *r, struct state *st, 
 	if (strcmp(r->type, "conf") == 0)
 		return st->conf_path || st->nsvcs ? fail(d, "a conf record after the services, or twice")
 			: decode_conf(d, r, st, facts_left);
+	if (strcmp(r->type, "fact") == 0)
+		return fail(d, "a fact record that the conf record did not announce");
+	if (strcmp(r->type, "service") != 0 && strcmp(r->type, "listener") != 0 && strcmp(r->type, "pool") != 0 &&
+	    strcmp(r->type, "proc") != 0 && strcmp(r->type, "log") != 0)
+		return fail(d, "unknown record \"%.40s\"", r->type);
 	if (take_name(d, r))
 		return -1;
 	if (strcmp(r->type, "service") == 0)
@@ -673,9 +678,7 @@ static int decode_record(struct decoder *d, struct record *r, struct state *st, 
 		return decode_pool(d, r, st, svc);
 	if (strcmp(r->type, "proc") == 0)
 		return decode_proc(d, r, st, svc);
-	if (strcmp(r->type, "log") == 0)
-		return decode_log(d, r, st, svc);
-	return fail(d, "unknown record \"%.40s\"", r->type);
+	return decode_log(d, r, st, svc);
 }
 
 static int cmp_int64(const void *a, const void *b)
