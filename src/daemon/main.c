@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
-	const char *control_override = NULL;
+	const char *control_override = NULL, *check_state;
 	struct conf *current;
 	bool check_only = false;
 	int opt;
@@ -122,8 +122,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	if (check_only && getenv("DROVER_CHECK_STATE_FD"))
-		check_takeover(getenv("DROVER_CHECK_STATE_FD"));
+	if (check_only && (check_state = getenv("DROVER_CHECK_STATE_FD")))
+		check_takeover(check_state);
 	if (!check_only && handover_takeover(control_override)) {
 		/* started by an old droverd: it waits for our services */
 	} else if (!check_only && upgrade_takeover(control_override)) {

@@ -380,7 +380,7 @@ static int take_fields(struct decoder *d, struct record *r, const struct field *
 #define NUM(k, lo, hi, p) { k, F_INT, lo, hi, p, NULL }
 #define STR(k, max, p) { k, F_STR, 0, max, p, NULL }
 #define BYTES(k, max, p, lenp) { k, F_BYTES, 0, max, p, lenp }
-#define NF(f) ((int)(sizeof(f) / sizeof(f[0])))
+#define NF(f) ((int)(sizeof(f) / sizeof((f)[0])))
 #define U32 ((int64_t)UINT32_MAX)
 
 /* A new zeroed element at the end of *arr; NULL (and err) when out of memory. */
@@ -432,7 +432,7 @@ static int decode_conf(struct decoder *d, struct record *r, struct state *st, in
 		return fail(d, "a conf record has no name");
 	if (take_fields(d, r, f, NF(f)))
 		return -1;
-	return st->conf_path[0] ? 0 : fail(d, "the configuration's path is empty");
+	return st->conf_path && st->conf_path[0] ? 0 : fail(d, "the configuration's path is empty");
 }
 
 /* What each kind of fact may hold (conf.h): ranges of v0..v2, whether it
@@ -516,8 +516,8 @@ static int decode_fact(struct decoder *d, struct record *r, struct state *st)
 /* The service a record names, decoded already. */
 static int service_of(struct decoder *d, const struct record *r, const struct state *st)
 {
-	for (int i = st->nsvcs - 1; i >= 0; i--)
-		if (strcmp(st->svcs[i].name, r->name) == 0)
+	for (int i = st->nsvcs - 1; r->name && i >= 0; i--)
+		if (st->svcs[i].name && strcmp(st->svcs[i].name, r->name) == 0)
 			return i;
 	fail(d, "a %s record of service \"%.80s\", which has no service record before it", r->type, r->name);
 	return -1;
@@ -539,8 +539,10 @@ static int decode_service(struct decoder *d, struct record *r, struct state *st)
 {
 	struct state_service *v;
 
+	if (!r->name)
+		return fail(d, "a service record without a name");
 	for (int i = 0; i < st->nsvcs; i++)
-		if (strcmp(st->svcs[i].name, r->name) == 0)
+		if (st->svcs[i].name && strcmp(st->svcs[i].name, r->name) == 0)
 			return fail(d, "service %s given twice", r->name);
 	if (!(v = grow(d, &st->svcs, &st->nsvcs, sizeof(*v))) || !(v->name = strdup(r->name)))
 		return v ? fail(d, "out of memory") : -1;

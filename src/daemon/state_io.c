@@ -453,7 +453,7 @@ static const char *apply_services(const struct state *st, struct service **by_in
 
 int state_apply(const struct state *st, char *err, size_t len)
 {
-	struct service **by_index = calloc((size_t)st->nsvcs + 1, sizeof(*by_index));
+	struct service **by_index = calloc((size_t)st->nsvcs + 1, sizeof(struct service *));
 	const char *why = by_index ? apply_services(st, by_index) : "out of memory";
 
 	free(by_index);
