@@ -585,7 +585,7 @@ bool handover_takeover(const char *control_override)
 {
 	const char *v = getenv("DROVER_HANDOVER_FD"), *sv = getenv("DROVER_STATE_FD");
 	struct conf_errors errs = { 0 };
-	struct state_globals g;
+	struct state st;
 	struct conf *c;
 	int state_fd, channel;
 	char err[512];
@@ -596,22 +596,30 @@ bool handover_takeover(const char *control_override)
 	state_fd = atoi(sv);
 	unsetenv("DROVER_HANDOVER_FD");
 	unsetenv("DROVER_STATE_FD");
-	if (state_read_globals(state_fd, &g, err, sizeof(err)) < 0)
+	if (state_read(state_fd, &st, err, sizeof(err)) < 0)
 		fatal("handover: %s", err);
+	/* Unlike an upgrade in place, the new droverd reads the configuration
+	 * on disk (it starts its own processes): the old one checked that it
+	 * is the one running; one changed since, so that it no longer reads
+	 * or names other services, ends the handover here, and the old
+	 * droverd carries on. */
 	if (!(c = conf_load(droverd_conf_path(), geteuid() == 0, &errs)))
 		fatal("handover: the configuration: %s", errs.n ? errs.msg[0] : "cannot be read");
+	if (state_check(&st, c, err, sizeof(err)) < 0 || state_verify_fds(&st, err, sizeof(err)) < 0)
+		fatal("handover: %s", err);
 	droverd_set_conf(c);
-	g.notify_fd = -1;	/* a socket of our own for our processes */
+	st.g.notify_fd = -1;	/* a socket of our own for our processes */
 	/* Until the old one lets go, systemd hears nothing from us, and the
 	 * socket files we share are not ours to remove. */
 	sdnotify_mute(true);
 	control_keep_file(true);
 	listen_keep_files(true);
-	droverd_start(control_override, &g);
+	droverd_start(control_override, &st.g);
 	control_pause(true);
-	if (state_apply(state_fd, err, sizeof(err)) < 0)
+	if (state_apply(&st, err, sizeof(err)) < 0)
 		fatal("handover: %s", err);
-	state_seal(&g);
+	state_seal(&st.g);
+	state_free(&st);
 	close(state_fd);
 	h.peer = getppid();
 	/* Its processes are its own: ours start afresh, a new generation;

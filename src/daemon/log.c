@@ -324,14 +324,23 @@ void log_output(const char *name, pid_t pid, const char *line, size_t len)
 	emit(6, name, pid, text, n < sizeof(text) ? n : sizeof(text) - 1);
 }
 
+static void (*on_fatal)(const char *msg);
+
+void log_on_fatal(void (*fn)(const char *msg))
+{
+	on_fatal = fn;
+}
+
 void fatal(const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fputs("droverd: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (on_fatal)
+		on_fatal(msg);	/* does not return: an upgrade falls back */
+	fprintf(stderr, "droverd: %s\n", msg);
 	exit(1);
 }

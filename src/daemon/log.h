@@ -40,6 +40,9 @@ void log_errno(const char *what);
 void log_output(const char *name, pid_t pid, const char *line, size_t len);
 
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* While an upgrade takes a state over: fn(message) instead of the exit
+ * (it must not return); NULL again once it has. */
+void log_on_fatal(void (*fn)(const char *msg));
 
 /* "2026-11-22T10:01:02.345+0100" into out (>= 32 bytes). */
 void log_timestamp(char *out, size_t len);

@@ -44,19 +44,34 @@ static void usage(FILE *f)
 		CONF_DEFAULT_PATH);
 }
 
-/* `droverd -t` run by an upgrade: the state it would take over must parse
- * and name only services of this configuration. */
-static void check_state(struct conf *c)
+static struct conf *load_or_die(bool check_only);
+
+/* `droverd -t` run by an upgrade, with the state it would take over: in
+ * place, the state carries the configuration in force, which must read
+ * again here and agree with the state; the disk is not looked at. For a
+ * handover (no configuration in the state), the one on disk. */
+static _Noreturn void check_takeover(const char *fdtext)
 {
-	const char *v = getenv("DROVER_CHECK_STATE_FD");
+	struct state st;
+	struct conf *c;
 	char err[512];
 
-	if (!v)
-		return;
-	if (state_check(atoi(v), c, err, sizeof(err)) < 0) {
+	if (state_read(atoi(fdtext), &st, err, sizeof(err)) < 0) {
 		fprintf(stderr, "droverd: cannot take over the running state: %s\n", err);
 		exit(1);
 	}
+	if (!(c = st.conf_path ? state_conf(&st, err, sizeof(err)) : load_or_die(false)) ||
+	    state_check(&st, c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "droverd: cannot take over the running state: %s\n", err);
+		conf_free(c);
+		state_free(&st);
+		exit(1);
+	}
+	printf("%s: configuration is valid (%d service%s)%s\n", c->path, c->nsvcs, c->nsvcs == 1 ? "" : "s",
+	       st.conf_path ? ", as the state carries it" : "");
+	conf_free(c);
+	state_free(&st);
+	exit(0);
 }
 
 static struct conf *load_or_die(bool check_only)
@@ -79,7 +94,6 @@ static struct conf *load_or_die(bool check_only)
 			fprintf(stderr, "droverd: %s\n", err);
 			exit(1);
 		}
-		check_state(c);
 		printf("%s: configuration is valid (%d service%s)\n", droverd_conf_path(), c->nsvcs,
 		       c->nsvcs == 1 ? "" : "s");
 		conf_free(c);
@@ -93,7 +107,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
 	};
-	const char *control_override = NULL;
+	const char *control_override = NULL, *check_state;
 	struct conf *current;
 	bool check_only = false;
 	int opt;
@@ -116,6 +130,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
+	if (check_only && (check_state = getenv("DROVER_CHECK_STATE_FD")))
+		check_takeover(check_state);
 	if (!check_only && handover_takeover(control_override)) {
 		/* started by an old droverd: it waits for our services */
 	} else if (!check_only && upgrade_takeover(control_override)) {

@@ -803,7 +803,7 @@ static void worker_exited(struct service *s, struct proc *p, int status)
 
 	if (!pl)
 		return;
-	if (p->slot >= 0 && pl->slots)
+	if (p->slot >= 0 && p->slot < 4096 && pl->slots)
 		pl->slots[p->slot] = 0;
 	worker_set(pl, p, W_NONE);
 	if (p->stopping || pl->stopping || !s->want || p->gen != s->generation)

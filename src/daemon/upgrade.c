@@ -99,15 +99,32 @@ void upgrade_forget_client(struct conn *c)
 		job.client = NULL;
 }
 
-/* The configuration on disk must be the one running: the new image reads
- * it, and must find exactly the services the state names. */
+/* A service removed by a reload and still stopping has no place in the
+ * configuration in force, which is what the next image takes. */
+static const char *removed_still_stopping(char *why, size_t len)
+{
+	for (struct service *s = services; s; s = s->next)
+		if (s->removed) {
+			snprintf(why, len, "service %s was removed and is still stopping; try again when it has",
+				 s->conf->name);
+			return why;
+		}
+	return NULL;
+}
+
+/* A handover's new droverd reads the configuration on disk (it starts
+ * processes of its own): that must be the one running, so that it finds
+ * exactly the services the state names. An upgrade in place takes the
+ * configuration in force with the state, and does not look at the disk. */
 static const char *same_configuration(char *why, size_t len)
 {
 	struct conf_errors errs = { 0 };
-	struct conf *now = droverd_conf(), *disk = conf_load(droverd_conf_path(), geteuid() == 0, &errs);
+	struct conf *now = droverd_conf(), *disk;
 	const char *bad = NULL;
 
-	if (!disk) {
+	if (removed_still_stopping(why, len))
+		return why;
+	if (!(disk = conf_load(droverd_conf_path(), geteuid() == 0, &errs))) {
 		snprintf(why, len, "the configuration on disk is invalid (%s); fix it first",
 			 errs.n ? errs.msg[0] : "?");
 		conf_errors_free(&errs);
@@ -116,11 +133,7 @@ static const char *same_configuration(char *why, size_t len)
 	for (struct service *s = services; s && !bad; s = s->next) {
 		struct svc_conf *d = conf_find(disk, s->conf->name);
 
-		if (s->removed) {
-			snprintf(why, len, "service %s was removed and is still stopping; try again when it has",
-				 s->conf->name);
-			bad = why;
-		} else if (!d || conf_compare(s->conf, d) != CHANGE_NONE) {
+		if (!d || conf_compare(s->conf, d) != CHANGE_NONE) {
 			snprintf(why, len, "the configuration on disk differs from the running one "
 				 "(service %s); run `drover reload` first", s->conf->name);
 			bad = why;
@@ -364,11 +377,14 @@ void upgrade_request(struct conn *c, bool handover)
 		finish(1, "cannot tell which binary droverd runs (/proc/self/exe)");
 		return;
 	}
-	if (same_configuration(why, sizeof(why))) {
+	if (handover ? same_configuration(why, sizeof(why)) : removed_still_stopping(why, sizeof(why))) {
 		finish(1, "%s", why);
 		return;
 	}
-	log_info("upgrade: checking %s against %s", exe_path, droverd_conf_path());
+	if (handover)
+		log_info("upgrade: checking %s against %s", exe_path, droverd_conf_path());
+	else
+		log_info("upgrade: checking %s against the configuration in force", exe_path);
 	if (!start_check(why, sizeof(why)))
 		finish(1, "cannot check the new binary: %s", why);
 }
@@ -409,12 +425,40 @@ static int env_fd(const char *name)
 	return *end || n < 0 || n > INT_MAX ? -1 : (int)n;
 }
 
+/* Once the state is read, any fatal error before the loop runs (a log
+ * file that cannot be opened, no memory for the loop) falls back too. */
+static int fatal_state_fd = -1, fatal_old_exe = -1;
+
+static void fatal_during_takeover(const char *msg)
+{
+	fall_back(fatal_state_fd, fatal_old_exe, msg);
+}
+
+/* Everything is checked before anything is set up: the state decodes, it
+ * names neither of the two descriptors that came beside it, the
+ * configuration it carries reads again, the two agree, and every
+ * descriptor it names is open and of the right type. */
+static struct conf *takeover_check(int state_fd, int old_exe, struct state *st, char *err, size_t len)
+{
+	struct conf *c = NULL;
+
+	if (state_read(state_fd, st, err, len) < 0)
+		return NULL;
+	if (state_names_fd(st, state_fd) || state_names_fd(st, old_exe))
+		snprintf(err, len, "state: it names a descriptor that is not one of its own");
+	else if ((c = state_conf(st, err, len)) &&
+		 (state_check(st, c, err, len) == 0 && state_verify_fds(st, err, len) == 0))
+		return c;
+	conf_free(c);
+	state_free(st);
+	return NULL;
+}
+
 bool upgrade_takeover(const char *control_override)
 {
 	int state_fd = env_fd("DROVER_STATE_FD"), old_exe = env_fd("DROVER_OLD_EXE_FD");
-	const char *failed = getenv("DROVER_UPGRADE_ERROR"), *fault = getenv("DROVER_FAULT");
-	struct conf_errors errs = { 0 };
-	struct state_globals g;
+	const char *failed = getenv("DROVER_UPGRADE_ERROR");
+	struct state st;
 	struct conf *c;
 	char err[512];
 
@@ -425,23 +469,24 @@ bool upgrade_takeover(const char *control_override)
 	unsetenv("DROVER_STATE_FD");
 	unsetenv("DROVER_OLD_EXE_FD");
 	unsetenv("DROVER_UPGRADE_ERROR");
-	if (state_read_globals(state_fd, &g, err, sizeof(err)) < 0)
+	if (!(c = takeover_check(state_fd, old_exe, &st, err, sizeof(err))))
 		fall_back(state_fd, old_exe, err);
-	if (!(c = conf_load(droverd_conf_path(), geteuid() == 0, &errs))) {
-		snprintf(err, sizeof(err), "the configuration: %s", errs.n ? errs.msg[0] : "cannot be read");
+	fatal_state_fd = state_fd;
+	fatal_old_exe = old_exe;
+	log_on_fatal(fatal_during_takeover);
+	droverd_set_conf(c);
+	droverd_start(control_override, &st.g);
+	if (state_apply(&st, err, sizeof(err)) < 0) {
+		state_free(&st);
 		fall_back(state_fd, old_exe, err);
 	}
-	droverd_set_conf(c);
-	if (!failed && fault && strstr(fault, "takeover"))
-		fall_back(state_fd, old_exe, "fault injected (DROVER_FAULT=takeover)");
-	droverd_start(control_override, &g);
-	if (state_apply(state_fd, err, sizeof(err)) < 0)
-		fall_back(state_fd, old_exe, err);
-	state_seal(&g);
+	log_on_fatal(NULL);
+	state_seal(&st.g);
+	report_fd = st.g.client_fd;
+	state_free(&st);
 	close(state_fd);
 	if (old_exe >= 0)
 		close(old_exe);
-	report_fd = g.client_fd;
 	return true;
 }
 

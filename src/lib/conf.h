@@ -22,6 +22,7 @@
 #define CONF_DEFAULT_PATH "/etc/drover/drover.conf"
 #define SVC_NAME_MAX 64
 #define LISTEN_MAX 64		/* listeners a service may have */
+#define CONF_FILE_MAX (1 << 20)	/* bytes of one configuration file */
 
 enum svc_mode { MODE_DAEMON, MODE_PREFORK, MODE_ACCEPT, MODE_ONESHOT, MODE_TIMER };
 enum svc_start { START_AUTO, START_DEMAND, START_MANUAL };
@@ -130,6 +131,29 @@ struct conf_raw {
 /* The key with index idx of s as written, or NULL when it was not given. */
 const struct conf_raw *conf_raw(const struct svc_conf *s, int idx);
 
+/* One answer the system gave while a configuration was read (conf_sys.c):
+ * with the files' text, these make the configuration, so that
+ * conf_replay() can read it again exactly, without the system. */
+enum conf_fact_kind {
+	FACT_FILE,	/* key: path; v0 1 read (data: the text, v1 dev, v2 inode), 0 not (data: why) */
+	FACT_GLOB,	/* key: pattern; v0 glob()'s result; data: the matches, each ended by '\0',
+			 * or (GLOB_ABORTED) the directory it could not read, v1 its errno */
+	FACT_USER,	/* key: name; v0 found, v1 uid, v2 primary gid */
+	FACT_UID,	/* key: uid in decimal; v0 found, v2 primary gid, data: the name */
+	FACT_GROUP,	/* key: name; v0 found, v1 gid */
+	FACT_GROUPS,	/* key: user, v1 gid; v0 known, data: the groups, decimal, space-separated */
+	FACT_HASH,	/* key: path; v0 errno (0: read), v1 hash of the content */
+	FACT_KINDS
+};
+
+struct conf_fact {
+	int kind;
+	const char *key;
+	const char *data;
+	size_t len;		/* of data, which is also '\0'-terminated */
+	int64_t v[3];
+};
+
 struct conf {
 	struct arena arena;
 	int refs;			/* droverd: services pointing into it */
@@ -145,6 +169,8 @@ struct conf {
 	int64_t shutdown_timeout;	/* graceful shutdown bound */
 	struct svc_conf **svcs;		/* in the order they were defined */
 	int nsvcs;
+	struct conf_fact *facts;	/* what the system said, in the order asked */
+	int nfacts;
 };
 
 /* The problems found, sorted by file (in the order files were read) and
@@ -159,6 +185,11 @@ struct conf_errors {
  * errs). `as_root` turns on the refusal of files writable by others; pass
  * geteuid() == 0. */
 struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs);
+/* The same configuration as the load that recorded facts (c->facts) made,
+ * read from them alone: no file, user database or directory is looked at.
+ * A question the facts do not answer is an error. */
+struct conf *conf_replay(const char *path, const struct conf_fact *facts, int nfacts,
+			 struct conf_errors *errs);
 void conf_free(struct conf *c);
 void conf_errors_free(struct conf_errors *e);
 

@@ -156,8 +156,8 @@ static void check_mode_rules(struct parse *p, struct svc_conf *s)
  * drops every supplementary group. */
 static void resolve_credentials(struct parse *p, struct svc_conf *s)
 {
-	int n = 64;
 	gid_t *list;
+	int n;
 
 	if (!s->has_user)
 		return;
@@ -171,20 +171,9 @@ static void resolve_credentials(struct parse *p, struct svc_conf *s)
 	}
 	if (s->user_gid == (gid_t)-1)
 		return;		/* numeric id: no entry, no supplementary groups */
-	for (;;) {
-		int want = n;
-
-		list = arena_alloc(&p->c->arena, sizeof(gid_t) * (size_t)n);
-		if (!list)
-			return;
-		if (getgrouplist(s->user, s->gid, list, &want) >= 0) {
-			s->groups = list;
-			s->ngroups = want;
-			return;
-		}
-		if (want <= n || want > 65536)
-			return;
-		n = want;
+	if ((n = conf_sys_groups(p, s->user, s->gid, &list)) >= 0) {
+		s->groups = list;
+		s->ngroups = n;
 	}
 }
 

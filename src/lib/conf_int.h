@@ -24,7 +24,7 @@ struct keydef {
 	key_setter *set;
 };
 
-enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024, CONF_FILE_MAX = 1 << 20 };
+enum { INCLUDE_DEPTH_MAX = 8, FILES_MAX = 1024 };
 /* The most droverd reads of a config_files file: enough for any service's
  * configuration, little enough that hashing it cannot stall a reload. */
 enum { CONFIG_FILES_MAX = 16 << 20 };
@@ -46,6 +46,8 @@ struct parse {
 	ino_t seen_ino[FILES_MAX];
 	const char *seen_name[FILES_MAX];	/* as shown in messages */
 	int nseen;
+	const struct conf_fact *replay;	/* conf_replay(): the only source */
+	int nreplay;
 	char msg[512];		/* setters format longer reasons here */
 };
 
@@ -63,6 +65,19 @@ void conf_error_at(struct parse *p, const char *file, int line, const char *fmt,
 void conf_read_file(struct parse *p, const char *path);
 const char *conf_include(struct parse *p, const char *pattern);
 void conf_check(struct parse *p);
+
+/* conf_sys.c: the system, as this load sees it (recorded, or replayed).
+ * conf_sys_read: the file's text (malloc'd) or NULL with p->msg;
+ * conf_sys_glob: glob()'s result, the matches each ended by '\0';
+ * conf_sys_groups: the count (list in the arena) or -1. */
+char *conf_sys_read(struct parse *p, const char *path, dev_t *dev, ino_t *ino, size_t *len);
+int conf_sys_glob(struct parse *p, const char *pattern, const char **matches, size_t *len, int *err);
+bool conf_sys_user(struct parse *p, const char *name, uid_t *uid, gid_t *gid);
+bool conf_sys_uid(struct parse *p, uid_t uid, gid_t *gid, const char **name);
+bool conf_sys_group(struct parse *p, const char *name, gid_t *gid);
+int conf_sys_groups(struct parse *p, const char *user, gid_t gid, gid_t **list);
+/* NULL, or why the file cannot be a config_files file (an error). */
+const char *conf_sys_hash(struct parse *p, const char *path, uint64_t *hash, int *err);
 
 /* listen_addr.c */
 const char *listen_parse(struct parse *p, const char *text, struct listen_conf *l);

@@ -220,18 +220,18 @@ static const char *set_at(struct parse *p, const char *v)
  * names no entry is taken as an id. */
 static const char *set_user(struct parse *p, const char *v)
 {
-	struct passwd *pw;
+	const char *name;
 	unsigned n;
+	gid_t gid;
 
-	errno = 0;
-	if ((pw = getpwnam(v))) {
-		SVC->uid = pw->pw_uid;
-		SVC->user_gid = pw->pw_gid;
+	if (conf_sys_user(p, v, &SVC->uid, &SVC->user_gid)) {
+		/* found */
 	} else if (value_uint(v, INT_MAX - 1, &n) == NULL) {
-		pw = getpwuid((uid_t)n);
+		bool found = conf_sys_uid(p, (uid_t)n, &gid, &name);
+
 		SVC->uid = (uid_t)n;
-		SVC->user_gid = pw ? pw->pw_gid : (gid_t)-1;
-		v = pw ? pw->pw_name : v;	/* for its supplementary groups */
+		SVC->user_gid = found ? gid : (gid_t)-1;
+		v = found ? name : v;	/* for its supplementary groups */
 	} else {
 		return "is not a user on this system";
 	}
@@ -242,11 +242,10 @@ static const char *set_user(struct parse *p, const char *v)
 
 static const char *set_group(struct parse *p, const char *v)
 {
-	struct group *g;
 	unsigned n;
 
-	if ((g = getgrnam(v)))
-		SVC->gid = g->gr_gid;
+	if (conf_sys_group(p, v, &SVC->gid))
+		;
 	else if (value_uint(v, INT_MAX - 1, &n) == NULL)
 		SVC->gid = (gid_t)n;
 	else
@@ -419,62 +418,9 @@ static const char *set_log_max_size(struct parse *p, const char *v)
 	return value_size(v, &SVC->log_max_size);
 }
 
-/* FNV-1a over fd, reading at most CONFIG_FILES_MAX + 1 bytes: the count
- * read, or -1 with errno. */
-static int64_t hash_fd(int fd, uint64_t *hash)
-{
-	uint64_t x = 1469598103934665603ULL;
-	unsigned char block[8192];
-	int64_t total = 0;
-	ssize_t n;
-
-	while (total <= CONFIG_FILES_MAX) {
-		if ((n = read(fd, block, sizeof(block))) < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		for (ssize_t i = 0; i < n; i++)
-			x = (x ^ block[i]) * 1099511628211ULL;
-		total += n;
-	}
-	*hash = x;
-	return n < 0 ? -1 : total;
-}
-
-static const char *too_large(struct parse *p)
-{
-	snprintf(p->msg, sizeof(p->msg), "is larger than %d MiB, the most droverd reads of a "
-		 "config_files file", CONFIG_FILES_MAX >> 20);
-	return p->msg;
-}
-
-/* FNV-1a over the file's content: a changed file changes the service. The
- * hash is taken when the configuration is loaded; a file that cannot be
- * opened is remembered as such (its errno), which also counts as a change
- * when that changes. Only a regular file of at most CONFIG_FILES_MAX bytes
- * is read, and never more than that: a device, a FIFO or a file that grows
- * without end is an error, not a reload that never ends. */
-static const char *hash_file(struct parse *p, struct conf_hash *h)
-{
-	const char *err = NULL;
-	struct stat st;
-	int64_t total = 0;
-	int fd = open(h->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-
-	if (fd < 0) {
-		h->err = errno;
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		err = "is not a regular file";
-	else if (st.st_size > CONFIG_FILES_MAX || (total = hash_fd(fd, &h->hash)) > CONFIG_FILES_MAX)
-		err = too_large(p);
-	else if (total < 0)
-		h->err = errno;
-	close(fd);
-	return err;
-}
-
+/* The content's hash is taken when the configuration is loaded (conf_sys.c);
+ * a file that cannot be read is remembered as such (its errno), which also
+ * counts as a change when that changes. */
 static const char *set_config_files(struct parse *p, const char *v)
 {
 	struct conf_hash *h = conf_push(p, &SVC->config_files, &SVC->nconfig_files, sizeof(*h));
@@ -484,7 +430,7 @@ static const char *set_config_files(struct parse *p, const char *v)
 		return "cannot be stored: out of memory";
 	if ((err = conf_path(p, v, &h->path)))
 		return err;
-	return hash_file(p, h);
+	return conf_sys_hash(p, h->path, &h->hash, &h->err);
 }
 
 static const char *set_control(struct parse *p, const char *v)
@@ -494,11 +440,10 @@ static const char *set_control(struct parse *p, const char *v)
 
 static const char *set_control_group(struct parse *p, const char *v)
 {
-	struct group *g = getgrnam(v);
 	unsigned n;
 
-	if (g) {
-		p->c->control_gid = g->gr_gid;
+	if (conf_sys_group(p, v, &p->c->control_gid)) {
+		/* found */
 	} else if (value_uint(v, INT_MAX, &n) == NULL) {
 		p->c->control_gid = (gid_t)n;
 	} else {

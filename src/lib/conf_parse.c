@@ -7,7 +7,8 @@
  * named it, and nothing of its content is read or shown; include loops are
  * caught. Messages quote configuration text escaped (escape.h), so a line
  * cannot send a terminal or a log control characters. Values are handed
- * to the setters in conf_keys.c. */
+ * to the setters in conf_keys.c; files are read through conf_sys.c, which
+ * keeps what it read for conf_replay(). */
 #include "conf_int.h"
 
 #include <ctype.h>
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #include "escape.h"
-#include "safepath.h"
 #include "suggest.h"
 
 /* Sort key: the position of the file among those read, then the line. */
@@ -322,83 +322,17 @@ static void parse_line(struct parse *p, char *line)
 		parse_assignment(p, line);
 }
 
-/* As root, the file is opened only once its whole path is root's alone,
- * by the path with every link resolved, and must be the file checked.
- * Returns the descriptor or -1 with a reason in p->msg. */
-static int open_conf(struct parse *p, const char *path, struct stat *st)
-{
-	const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-	struct safepath sp = { .why = "" };
-	int fd;
-
-	if (p->as_root && !safepath_check(path, &sp)) {
-		snprintf(p->msg, sizeof(p->msg), "%s", sp.why);
-		return -1;
-	}
-	fd = p->as_root ? open(sp.path, flags | O_NOFOLLOW) : open(path, flags);
-	if (fd < 0) {
-		snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
-		snprintf(p->msg, sizeof(p->msg), "not a regular file");
-	else if (p->as_root && (st->st_dev != sp.st.st_dev || st->st_ino != sp.st.st_ino))
-		snprintf(p->msg, sizeof(p->msg), "changed while it was being checked");
-	else
-		return fd;
-	close(fd);
-	return -1;
-}
-
-/* Opens without following into a FIFO's blocking open, then insists on a
- * regular file of at most CONF_FILE_MAX bytes, and reads no more than
- * that. Returns the content (NUL-terminated, malloc'd) or NULL with a
- * reason in p->msg. */
-static char *slurp(struct parse *p, const char *path, struct stat *st, size_t *lenp)
-{
-	int fd = open_conf(p, path, st);
-	char *data = NULL;
-	ssize_t n;
-	size_t len = 0;
-
-	if (fd < 0)
-		return NULL;
-	if (st->st_size > CONF_FILE_MAX) {
-		snprintf(p->msg, sizeof(p->msg), "larger than %d bytes", CONF_FILE_MAX);
-	} else if (!(data = calloc(1, (size_t)st->st_size + 1))) {
-		snprintf(p->msg, sizeof(p->msg), "out of memory");
-	} else {
-		while (len < (size_t)st->st_size &&
-		       (n = read(fd, data + len, (size_t)st->st_size - len)) != 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				snprintf(p->msg, sizeof(p->msg), "%s", strerror(errno));
-				free(data);
-				data = NULL;
-				break;
-			}
-			len += (size_t)n;
-		}
-		if (data)
-			data[len] = '\0';
-	}
-	close(fd);
-	*lenp = len;
-	return data;
-}
-
 /* Remembers a file so that it is read once; its name is kept for messages
  * and for sorting them. Returns a reason when it must not be read. */
-static const char *remember_file(struct parse *p, const char *path, const struct stat *st)
+static const char *remember_file(struct parse *p, const char *path, dev_t dev, ino_t ino)
 {
 	for (int i = 0; i < p->nseen; i++)
-		if (p->seen_dev[i] == st->st_dev && p->seen_ino[i] == st->st_ino)
+		if (p->seen_dev[i] == dev && p->seen_ino[i] == ino)
 			return "is included more than once";
 	if (p->nseen == FILES_MAX)
 		return "is one file too many (at most 1024 files)";
-	p->seen_dev[p->nseen] = st->st_dev;
-	p->seen_ino[p->nseen] = st->st_ino;
+	p->seen_dev[p->nseen] = dev;
+	p->seen_ino[p->nseen] = ino;
 	if (!(p->seen_name[p->nseen] = arena_strdup(&p->c->arena, path)))
 		return "cannot be read: out of memory";
 	p->nseen++;
@@ -412,12 +346,13 @@ void conf_read_file(struct parse *p, const char *path)
 	const char *outer_file = p->file;
 	int outer_line = p->line, outer_sec = p->sec;
 	struct svc_conf *outer_svc = p->svc;
-	struct stat st;
 	char *data, *line, *next, *nul;
 	const char *reason;
 	size_t len = 0;
+	dev_t dev;
+	ino_t ino;
 
-	if (!(data = slurp(p, path, &st, &len))) {
+	if (!(data = conf_sys_read(p, path, &dev, &ino, &len))) {
 		/* The main file has no line that named it. */
 		conf_error_at(p, p->line ? p->file : NULL, p->line, "cannot read %s: %s", path, p->msg);
 		return;
@@ -431,7 +366,7 @@ void conf_read_file(struct parse *p, const char *path)
 		free(data);
 		return;
 	}
-	if ((reason = remember_file(p, path, &st))) {
+	if ((reason = remember_file(p, path, dev, ino))) {
 		conf_error(p, "%s %s", path, reason);
 		free(data);
 		return;
@@ -453,28 +388,13 @@ void conf_read_file(struct parse *p, const char *path)
 	p->svc = outer_svc;
 }
 
-/* glob() reports directories it cannot read here. A directory that does
- * not exist only means the glob matches nothing; anything else (no
- * permission) is an error worth stopping for. */
-static char glob_failed_path[512];
-static int glob_failed_errno;
-
-static int glob_error(const char *path, int err)
-{
-	if (err == ENOENT || err == ENOTDIR)
-		return 0;
-	snprintf(glob_failed_path, sizeof(glob_failed_path), "%s", path);
-	glob_failed_errno = err;
-	return 1;
-}
-
 /* include = GLOB, relative to the including file's directory. */
 const char *conf_include(struct parse *p, const char *pattern)
 {
 	char dir[4096], full[8192];
-	const char *d;
-	glob_t g;
-	int rc;
+	const char *d, *matches;
+	size_t len;
+	int rc, err;
 
 	if (!*pattern)
 		return "is empty";
@@ -486,7 +406,7 @@ const char *conf_include(struct parse *p, const char *pattern)
 		snprintf(full, sizeof(full), "%s", pattern);
 	else
 		snprintf(full, sizeof(full), "%s/%s", d, pattern);
-	rc = glob(full, 0, glob_error, &g);
+	rc = conf_sys_glob(p, full, &matches, &len, &err);
 	/* A glob that matches nothing is fine; a file named outright that is
 	 * not there is a mistake worth saying. */
 	if (rc == GLOB_NOMATCH && !strpbrk(pattern, "*?[")) {
@@ -498,17 +418,15 @@ const char *conf_include(struct parse *p, const char *pattern)
 	if (rc != 0) {
 		if (rc == GLOB_ABORTED)
 			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: cannot read directory %.300s: %s",
-				 glob_failed_path, strerror(glob_failed_errno));
+				 matches, strerror(err));
 		else
 			snprintf(p->msg, sizeof(p->msg), "cannot be expanded: out of memory");
-		globfree(&g);
 		return p->msg;
 	}
 	p->depth++;
-	for (size_t i = 0; i < g.gl_pathc; i++)
-		conf_read_file(p, g.gl_pathv[i]);
+	for (size_t off = 0; off < len; off += strlen(matches + off) + 1)
+		conf_read_file(p, matches + off);
 	p->depth--;
-	globfree(&g);
 	return NULL;
 }
 
@@ -520,7 +438,8 @@ struct svc_conf *conf_find(const struct conf *c, const char *name)
 	return NULL;
 }
 
-struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
+static struct conf *load(const char *path, bool as_root, const struct conf_fact *replay, int nreplay,
+			 struct conf_errors *errs)
 {
 	struct conf *c = calloc(1, sizeof(*c));
 	struct parse *p = calloc(1, sizeof(*p));
@@ -538,6 +457,8 @@ struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
 	p->c = c;
 	p->errs = errs;
 	p->as_root = as_root;
+	p->replay = replay;
+	p->nreplay = nreplay;
 	p->file = c->path;
 	conf_read_file(p, path);
 	conf_check(p);
@@ -550,6 +471,20 @@ struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
 		return NULL;
 	}
 	return c;
+}
+
+struct conf *conf_load(const char *path, bool as_root, struct conf_errors *errs)
+{
+	return load(path, as_root, NULL, 0, errs);
+}
+
+struct conf *conf_replay(const char *path, const struct conf_fact *facts, int nfacts,
+			 struct conf_errors *errs)
+{
+	static const struct conf_fact none;
+
+	/* as_root matters only where files are read: their facts say it. */
+	return load(path, false, facts ? facts : &none, nfacts, errs);
 }
 
 void conf_free(struct conf *c)

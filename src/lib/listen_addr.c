@@ -151,19 +151,15 @@ static const char *parse_option(struct parse *p, const char *o, struct listen_co
 		l->has_mode = true;
 		l->mode = (mode_t)n;
 	} else if (strncmp(o, "owner=", 6) == 0) {
-		struct passwd *pw = getpwnam(o + 6);
+		gid_t gid;
 
-		if (!pw)
+		if (!conf_sys_user(p, o + 6, &l->owner, &gid))
 			return "has an owner that is not a user on this system";
 		l->has_owner = true;
-		l->owner = pw->pw_uid;
 	} else if (strncmp(o, "group=", 6) == 0) {
-		struct group *g = getgrnam(o + 6);
-
-		if (!g)
+		if (!conf_sys_group(p, o + 6, &l->group))
 			return "has a group that is not a group on this system";
 		l->has_group = true;
-		l->group = g->gr_gid;
 	} else {
 		snprintf(p->msg, sizeof(p->msg), "has an unknown option \"%.100s\" (use backlog=N, "
 			 "reuseport, freebind, mode=, owner=, group=)", o);

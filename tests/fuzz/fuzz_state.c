@@ -1,92 +1,68 @@
 /* fuzz_state.c - libFuzzer target: the upgrade state decoder (state.h).
  *
  * A new droverd image reads the state its predecessor wrote; a state it does
- * not understand must be refused, never half-applied, never crash it. Today
- * the decoder reads from a descriptor, so each input is written into one
- * memfd (made once) and read back by the two entry points that have no side
- * effects: state_read_globals() (what the takeover reads first) and
- * state_check() (what `droverd -t` runs: every record parsed and its service
- * looked up in a configuration, here a fixed one loaded once with the
- * services the seeds name: web, worker, job, tick).
+ * not understand must be refused, never half-applied, never crash it.
+ * state_decode() is pure (a buffer in, a struct state out); what it accepts
+ * must encode again, and that encoding must decode to the same encoding
+ * (the format has one spelling of each state). A state that carries the
+ * configuration in force is then replayed from its facts alone
+ * (state_conf: no file, no user database is asked) and checked against it
+ * (state_check), as the takeover and `droverd -t` do.
  *
- * state_apply() is not called: it adopts descriptors and processes named in
- * the input (fcntl, pidfds, epoll), which a fuzzer must not do. When the
- * decoder becomes a pure function over a buffer (state_decode), call that
- * here instead of the memfd and both entry points. */
+ * state_verify_fds() and state_apply() are not called: they look at and
+ * adopt descriptors and processes named in the input, which a fuzzer must
+ * not do. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "state.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char conf_text[] =
-	"[service web]\nmode = prefork\ncommand = /bin/cat\nlisten = tcp:127.0.0.1:18080\nprocs = 2\n"
-	"[service worker]\ncommand = /bin/sleep 1000\n"
-	"[service job]\nmode = oneshot\ncommand = /bin/true\n"
-	"[service tick]\nmode = timer\nevery = 1h\ncommand = /bin/true\n";
-
-static struct conf *conf;
-static int memfd = -1;
-
-/* The configuration comes from a memfd too: no file is written anywhere. */
-static struct conf *load_conf(void)
+/* encode(st), which must decode, and encode again to the same bytes. */
+static void check_round_trip(const struct state *st)
 {
-	struct conf_errors errs = { 0 };
-	int fd = memfd_create("fuzz-state-conf", MFD_CLOEXEC);
-	char path[64];
-	struct conf *c;
+	struct buf a = { .max = STATE_MAX }, b = { .max = STATE_MAX };
+	struct state again;
+	char err[256];
 
-	if (fd < 0 || write(fd, conf_text, sizeof(conf_text) - 1) != (ssize_t)(sizeof(conf_text) - 1))
-		return NULL;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	c = conf_load(path, false, &errs);
-	for (int i = 0; i < errs.n; i++)
-		fprintf(stderr, "fuzz_state: %s\n", errs.msg[i]);
-	conf_errors_free(&errs);
-	close(fd);
-	return c;
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	memfd = memfd_create("fuzz-state", MFD_CLOEXEC);
-	if (memfd < 0 || !(conf = load_conf())) {
-		fprintf(stderr, "fuzz_state: cannot set up (memfd or configuration)\n");
-		exit(1);
+	if (state_encode(st, &a) < 0)
+		abort();
+	if (state_decode(a.data, a.len, &again, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fuzz_state: its own encoding refused: %s\n", err);
+		abort();
 	}
-	return 0;
+	if (state_encode(&again, &b) < 0 || a.len != b.len || memcmp(a.data, b.data, a.len) != 0) {
+		fprintf(stderr, "fuzz_state: encode(decode(encode(x))) differs from encode(x)\n");
+		abort();
+	}
+	state_free(&again);
+	buf_free(&a);
+	buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct state_globals g;
+	struct state st;
+	struct conf *c;
 	char err[256];
 
-	if (ftruncate(memfd, 0) < 0 || (size && pwrite(memfd, data, size, 0) != (ssize_t)size))
-		abort();
-	/* Zeroed: state_read_globals() leaves control_path and sdnotify as
-	 * they were when the record lacks them (the takeover passes them
-	 * uninitialized); see tests/fuzz/README.md. */
-	memset(&g, 0, sizeof(g));
 	err[0] = '\0';
-	if (state_read_globals(memfd, &g, err, sizeof(err)) == 0) {
-		if (!memchr(g.control_path, '\0', sizeof(g.control_path)) ||
-		    !memchr(g.sdnotify, '\0', sizeof(g.sdnotify)))
-			abort();
-	} else if (!err[0]) {
-		abort();
+	if (state_decode(data, size, &st, err, sizeof(err)) < 0) {
+		if (!err[0])
+			abort();	/* a refusal always says why */
+		state_free(&st);	/* harmless: already freed */
+		return 0;
 	}
-	err[0] = '\0';
-	if (state_check(memfd, conf, err, sizeof(err)) < 0 && !err[0])
-		abort();
+	check_round_trip(&st);
+	if (st.conf_path && (c = state_conf(&st, err, sizeof(err)))) {
+		(void)state_check(&st, c, err, sizeof(err));
+		conf_free(c);
+	}
+	state_free(&st);
 	return 0;
 }

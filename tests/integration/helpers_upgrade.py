@@ -56,6 +56,46 @@ def install(dst, src=None, text=None, mode=0o755):
     return os.stat(dst).st_ino
 
 
+# The "new binary": passes its check with the real droverd; when executed
+# to take the state over, gives the real droverd a truncated copy of the
+# state and, as the old image to fall back to, this script again. Executed
+# so (DROVER_UPGRADE_ERROR set), it restores the good state and executes
+# the real old image, which must resume from that state alone.
+FALL_BACK = """#!@PY@
+import os, sys
+real, exe = "@REAL@", "@EXE@"
+env = dict(os.environ)
+if "-t" in sys.argv[1:]:
+    os.execve(real, [exe] + sys.argv[1:], env)
+if "T_GOOD_STATE" not in env:
+    good, old = int(env["DROVER_STATE_FD"]), int(env["DROVER_OLD_EXE_FD"])
+    data = os.pread(good, 1 << 26, 0)
+    bad = os.memfd_create("truncated", 0)
+    os.write(bad, data[:len(data) // 2])
+    me = os.open(__file__, os.O_PATH)
+    os.set_inheritable(bad, True)
+    os.set_inheritable(me, True)
+    env.update(DROVER_STATE_FD=str(bad), DROVER_OLD_EXE_FD=str(me), T_GOOD_STATE=str(good),
+               T_OLD_EXE=str(old))
+    os.execve(real, [exe] + sys.argv[1:], env)
+good, old = env.pop("T_GOOD_STATE"), int(env.pop("T_OLD_EXE"))
+os.close(int(env["DROVER_STATE_FD"]))
+if sys.argv[0].startswith("/dev/fd/"):
+    os.close(int(sys.argv[0][8:]))      # this script, as the new image's old image
+env["DROVER_STATE_FD"] = good
+os.execve(f"/proc/self/fd/{old}", [exe] + sys.argv[1:], env)
+"""
+
+
+
+def fall_back_binary(d):
+    """Puts FALL_BACK at d's path, with a copy of droverd beside it."""
+    real = d.bindir / "droverd.real"
+    install(real, src=DROVERD)
+    return install(d.exe, text=FALL_BACK.replace("@PY@", PY).replace("@REAL@", str(real))
+                   .replace("@EXE@", str(d.exe)))
+
+
 def exe_inode(pid):
     """Inode of the image a process runs (even if its file was replaced)."""
     return os.stat(f"/proc/{pid}/exe").st_ino

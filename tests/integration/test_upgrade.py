@@ -3,14 +3,16 @@
 In place (`drover upgrade`, SIGUSR2): the binary now at droverd's path is
 checked in a child, then executed with the same PID; listeners stay the very
 same open sockets, service processes keep their PIDs and are still
-supervised, and no client connection is refused, reset or cut. Whatever goes
-wrong (a binary that cannot run, fails, hangs, cannot take the state over; a
-configuration on disk that is not the running one; a second upgrade at once)
-changes nothing, droverd keeps serving, and `drover upgrade` exits 1 with
-the reason.
+supervised, and no client connection is refused, reset or cut. The new
+image takes the configuration in force with the state: one on disk not yet
+reloaded waits for `drover reload` (test_upgrade_faults.py: a broken one).
+Whatever goes wrong (a binary that cannot run, fails, hangs, cannot take
+the state over; a second upgrade at once) changes nothing, droverd keeps
+serving, and `drover upgrade` exits 1 with the reason.
 
 Handover (`drover upgrade --handover`): a new droverd beside the old one,
-listeners inherited; the old one drains and exits. A daemon without
+listeners inherited; the old one drains and exits. Its new droverd reads
+the configuration on disk, which must be the running one. A daemon without
 listeners never runs twice at once, a finished oneshot does not run again;
 a new droverd that fails, is not ready in time or dies while the old one
 drains leaves the old one running as before; an old droverd killed while
@@ -33,8 +35,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DROVER, DROVERD, SLOW, children_of, free_port, process_exists, wait_for
-from helpers_upgrade import (HELLO, PY, REQUEST, droverd_version, exe_inode, get, hold_connection,
-                             install, listen_inode, listen_inodes, loads, parent_of, read_response,
+from helpers_upgrade import (HELLO, PY, REQUEST, droverd_version, exe_inode, fall_back_binary, get,
+                             hold_connection, install, listen_inode, listen_inodes, loads, parent_of, read_response,
                              socket_inodes, systemd, udroverd, version_pid, wait_gone)
 
 assert loads and udroverd and systemd      # fixtures, used by name
@@ -401,18 +403,20 @@ def test_a_binary_that_hangs_in_its_check_changes_nothing(udroverd, loads):
 
 def test_a_new_image_that_cannot_take_the_state_over_runs_the_old_one_again(udroverd, loads):
     port = free_port()
-    d = udroverd(web(port) + DMN, env={"DROVER_FAULT": "takeover"})
+    d = udroverd(web(port) + DMN)
     before = ready(d, "web", "dmn")
     lis = listen_inode(port)
     load = loads(port)
-    install(d.exe, src=DROVERD)
-    refused(d.upgrade(), "the new binary could not take over (fault injected (DROVER_FAULT=takeover)); "
-                         f"still running droverd {VERSION}")
+    fall_back_binary(d)     # hands the new image a truncated state
+    r = d.upgrade()
+    m = re.fullmatch(r"drover: the new binary could not take over \((state line \d+: truncated: [^)]*)\); "
+                     rf"still running droverd {re.escape(VERSION)}\n", r.err)
+    assert r.rc == 1 and r.out == "" and m, f"{r}\n--- log:\n{d.log()}"
     unchanged(d, before, d.exe_ino, port, lis)
-    d.wait_log(r"droverd: the new image cannot take the state over: fault injected "
-               r"\(DROVER_FAULT=takeover\); running the old one again")
-    d.wait_log(r"droverd: error: upgrade failed: the new binary could not take over \(fault injected "
-               rf"\(DROVER_FAULT=takeover\)\); still running droverd {re.escape(VERSION)}")
+    d.wait_log(r"droverd: the new image cannot take the state over: " + re.escape(m.group(1)) +
+               r"; running the old one again")
+    d.wait_log(r"droverd: error: upgrade failed: the new binary could not take over \(" + re.escape(m.group(1)) +
+               rf"\); still running droverd {re.escape(VERSION)}")
     load.check()
     # Still supervising: a killed worker is replaced (no load now: its
     # connection would be cut by the test's own SIGKILL).
@@ -435,7 +439,7 @@ DISK_CHANGES = {
 
 
 @pytest.mark.parametrize("case", DISK_CHANGES)
-def test_a_configuration_on_disk_not_yet_reloaded_refuses_the_upgrade(udroverd, case):
+def test_a_configuration_on_disk_not_yet_reloaded_refuses_a_handover(udroverd, case):
     port = free_port()
     conf = web(port) + DMN
     d = udroverd(conf)
@@ -444,14 +448,29 @@ def test_a_configuration_on_disk_not_yet_reloaded_refuses_the_upgrade(udroverd, 
     change, message = DISK_CHANGES[case]
     d.write_config(change(conf))
     install(d.exe, src=DROVERD)
-    refused(d.upgrade(), message)
+    refused(d.upgrade("--handover"), message)
     unchanged(d, before, d.exe_ino, port, lis)
+
+
+@pytest.mark.parametrize("case", DISK_CHANGES)
+def test_an_upgrade_in_place_keeps_the_configuration_in_force_until_a_reload(udroverd, case):
+    port = free_port()
+    conf = web(port) + DMN
+    d = udroverd(conf)
+    before = ready(d, "web", "dmn")
+    lis = listen_inode(port)
+    change, _ = DISK_CHANGES[case]
+    d.write_config(change(conf))
+    a_good_upgrade_still_works(d)
+    assert services(d) == before
+    assert listen_inode(port) == lis
     r = d.drover("reload")
     assert r.rc == 0, r
-    a_good_upgrade_still_works(d)
+    assert ("extra" in d.status()) == (case == "added")
+    assert ("dmn" in d.status()) == (case != "removed")
 
 
-def test_an_invalid_configuration_on_disk_refuses_the_upgrade(udroverd):
+def test_an_invalid_configuration_on_disk_refuses_a_handover(udroverd):
     conf = DMN
     d = udroverd(conf)
     before = ready(d, "dmn")
@@ -461,7 +480,7 @@ def test_an_invalid_configuration_on_disk_refuses_the_upgrade(udroverd):
     r = d.drover("check", "-c", d.conf)
     assert r.err.startswith(first + "\n"), r
     install(d.exe, src=DROVERD)
-    refused(d.upgrade(), f"the configuration on disk is invalid ({first}); fix it first")
+    refused(d.upgrade("--handover"), f"the configuration on disk is invalid ({first}); fix it first")
     unchanged(d, before, d.exe_ino)
     d.write_config(conf)
     a_good_upgrade_still_works(d)
