@@ -373,6 +373,18 @@ fail:
 	return NULL;
 }
 
+/* A service removed while it drains and added again has two records, and
+ * both hold its one directory: the new one starts only once the directory
+ * is empty (the old processes gone), and the directory goes with the last
+ * of them. */
+static bool still_held(const char *path)
+{
+	for (const struct cgroup *o = cg.all; o; o = o->next)
+		if (strcmp(o->path, path) == 0)
+			return true;
+	return false;
+}
+
 void cgroup_close(struct cgroup *c)
 {
 	if (!c)
@@ -382,7 +394,7 @@ void cgroup_close(struct cgroup *c)
 			*pp = c->next;
 			break;
 		}
-	if (rmdir(c->path) < 0 && errno != ENOENT)
+	if (!still_held(c->path) && rmdir(c->path) < 0 && errno != ENOENT)
 		log_warn("cannot remove the cgroup %s: %s", c->path, strerror(errno));
 	cgroup_free(c);
 }
@@ -457,19 +469,20 @@ static void kill_due(struct timer *t)
 	kill_now(c);
 }
 
-void cgroup_stop(struct cgroup *c, int sig, int64_t timeout)
+bool cgroup_stop(struct cgroup *c, int sig, int64_t timeout)
 {
 	read_populated(c);	/* its event may not have been read yet */
 	if (!c->populated || c->stopping)
-		return;
+		return false;
 	c->stopping = true;
 	if (sig != SIGKILL) {
 		signal_all(c, SIGCONT);	/* a stopped process must see it */
 		signal_all(c, sig);
 		timer_after(&c->t_kill, timeout, kill_due);
-		return;
+		return true;
 	}
 	cgroup_kill(c);
+	return true;
 }
 
 void cgroup_kill(struct cgroup *c)

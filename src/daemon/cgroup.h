@@ -39,8 +39,9 @@ bool cgroup_populated(const struct cgroup *cg);
 bool cgroup_all_empty(void);
 
 /* sig (after SIGCONT) to every process in it, then SIGKILL to all of them
- * after timeout ms, until it is empty. Again while under way: nothing. */
-void cgroup_stop(struct cgroup *cg, int sig, int64_t timeout);
+ * after timeout ms, until it is empty. Again while under way, or empty:
+ * nothing. True when it signalled its processes now. */
+bool cgroup_stop(struct cgroup *cg, int sig, int64_t timeout);
 /* SIGKILL to every process in it now, until it is empty. */
 void cgroup_kill(struct cgroup *cg);
 

@@ -224,6 +224,14 @@ void proc_stop(struct proc *p, int sig, int64_t timeout)
 	}
 }
 
+void proc_stop_signalled(struct proc *p, int64_t timeout)
+{
+	if (!p->stopping) {
+		p->stopping = true;
+		timer_after(&p->t_kill, timeout, kill_timeout);
+	}
+}
+
 /* The leader is gone: remaining group members get the stop sequence now
  * (helpers never outlive their service). */
 void proc_leader_exited(struct proc *p)

@@ -26,6 +26,10 @@ int proc_signal_group(struct proc *p, int sig);
  * DENIED_MAX_MS); the record, and its service, stay stopping until the
  * group is empty. */
 void proc_stop(struct proc *p, int sig, int64_t timeout);
+/* The same, for a process the caller has just sent the signal another way
+ * (to every process of its service's cgroup): a second signal would run a
+ * program's handler twice. */
+void proc_stop_signalled(struct proc *p, int64_t timeout);
 /* SIGKILL to the group now, even if a graceful stop is under way. */
 void proc_kill(struct proc *p);
 /* Upgrade hand-over: arm p's SIGKILL deadline; take over a remnant. */

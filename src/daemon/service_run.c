@@ -414,16 +414,20 @@ static void try_start(struct service *s)
 
 void svc_begin_stop(struct service *s, const char *why)
 {
+	bool signalled;
+
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);
 	timer_cancel(&s->t_sched);
 	timer_cancel(&s->t_restart);
 	pool_stop_accepting(s);
+	/* Every process of its cgroup gets the signal once, its own included. */
+	signalled = s->cg && cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
 	for (struct proc *p = s->procs; p; p = p->next)
-		if (!p->exited)
+		if (!p->exited && signalled)
+			proc_stop_signalled(p, s->conf->stop_timeout);
+		else if (!p->exited)
 			proc_stop(p, s->conf->stop_signal, s->conf->stop_timeout);
-	if (s->cg)
-		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
 	if (svc_has_procs(s)) {
 		svc_set_state(s, ST_STOPPING);
 		svc_set_reason(s, "%s", why);

@@ -194,7 +194,7 @@ def test_links_planted_between_rotations(droverd, tmp_path, app):
     as_app("ln", "-s", v1, f"{log}.1")
     # About 1.5K of lines: one rotation, not two.
     f.say(*(f"line {i:02d} " + "x" * 40 for i in range(16)))
-    wait_for(lambda: file_texts(log) and file_texts(log)[-1].startswith("line 15"), what="line 15")
+    wait_for(lambda: (t := file_texts(log)) and t[-1].startswith("line 15"), what="line 15")
     assert os.readlink(f"{log}.2") == str(v1)
     assert fingerprint(v1) == b1
     # At PATH, with PATH.1 made a directory so that the rotation cannot move
