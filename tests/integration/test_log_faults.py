@@ -381,3 +381,63 @@ def test_reload_to_a_symlinked_log_file_keeps_the_current_one(droverd, tmp_path,
              what="still here in the current log")
     assert real.read_text() == ""
     alive_and_unchanged(d, pids)
+
+
+# --- a full disk under a service's log = file:, with rotations ----------------
+
+def test_service_log_on_a_full_disk_drops_counts_and_rotates_again(droverd, small_disk,
+                                                                   feeder, tmp_path):
+    """A service's own log file on a disk that fills: its lines are dropped
+    and counted (one error, not one per line), rotations are attempted on
+    the full disk without harm, droverd and the other services are
+    untouched, and once there is room the file is written again with the
+    count of what was lost."""
+    log = small_disk / "app.log"
+    d = droverd(f"""
+[service chatty]
+command = /bin/sh -c 'exec cat <> {tmp_path}/in.fifo'
+log = file:{log}
+log_max_size = 4K
+log_keep = 2
+
+[service calm]
+command = sleep 1000
+""", env=asan_env(tmp_path))
+    pids = the_pids(d, "chatty", "calm")
+    chatty = pids["chatty"]
+    # Close to the 4K of a rotation, so that the first line on the full
+    # disk rotates: the rename works there, the new file has no room.
+    pre = [f"pre {i:02d} " + "y" * 60 for i in range(35)]
+    feeder.say(*pre)
+    wait_for(lambda: pre[-1] in log.read_text(), what="the last pre line in app.log")
+    assert 3500 < log.stat().st_size < 4096, log.stat().st_size
+    filler = fill(small_disk)
+    total = 300     # 30 KB of lines, all on a full disk
+    feeder.say(*(f"full {i:04d} " + "y" * 60 for i in range(total)))
+    wait_for(lambda: ring_last(d, "chatty").endswith(f"full {total - 1:04d} " + "y" * 60),
+             what="the last line in the ring")
+    err_rx = (rf"droverd: error: chatty: cannot write log file {re.escape(str(log))}: "
+              rf"No space left on device; dropping its output until it can\n")
+    d.wait_log(err_rx)
+    for _ in range(5):
+        assert d.drover("status").rc == 0
+    alive_and_unchanged(d, pids)
+
+    filler.unlink()
+    feeder.say("back")
+    m = d.wait_log(rf"droverd: chatty: writing log file {re.escape(str(log))} again "
+                   rf"\((\d+) lines were dropped\)\n")
+    assert 0 < int(m.group(1)) <= total, m.group(0)
+    wait_for(lambda: any("back" in p.read_text() for p in small_disk.glob("app.log*")),
+             what="back in the log files")
+    assert len(re.findall(err_rx, d.log())) == 1, d.log()
+    # The rotation happened on the full disk and lost nothing it had.
+    assert re.findall(r"pre (\d\d) ", (small_disk / "app.log.1").read_text()) == \
+        [f"{i:02d}" for i in range(35)]
+    # Nothing but whole lines of this service in its files.
+    for p in small_disk.glob("app.log*"):
+        for line in p.read_text().splitlines():
+            assert re.fullmatch(rf"{FILE_STAMP} chatty\[{chatty}\]: (pre \d\d|back|full \d{{4}}) y{{60}}|"
+                                rf"{FILE_STAMP} chatty\[{chatty}\]: back", line), (p, line)
+    alive_and_unchanged(d, pids)
+    check_no_sanitizer_files(tmp_path)

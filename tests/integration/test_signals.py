@@ -295,7 +295,12 @@ log = file:@DIR@/b.log
     t.start()
     try:
         for i in range(6):
-            d.write_config(base + (extra if i % 2 == 0 else ""))
+            # Atomically: a HUP of the storm must never read half a file
+            # (it would remove the services not yet written).
+            new = d.conf.with_suffix(".new")
+            new.write_text((base + (extra if i % 2 == 0 else "")).replace("@DIR@", str(d.dir)))
+            new.chmod(0o644)
+            os.replace(new, d.conf)
             r = d.drover("reload", timeout=20)
             # A HUP of the storm may have read the new file first: then this
             # reload finds nothing to do. Either way it succeeds.
