@@ -163,6 +163,19 @@ def percentile(values, p):
     return v[int(k)]
 
 
+def temp_root():
+    """As root, droverd reads only a configuration whose whole path is
+    root's alone, which /tmp (writable by all) is not: /run/drover-tests,
+    root's and 0755, as the integration tests use."""
+    if os.geteuid() != 0:
+        return None
+    root = Path("/run/drover-tests")
+    root.mkdir(mode=0o755, exist_ok=True)
+    os.chown(root, 0, 0, follow_symlinks=False)
+    os.chmod(root, 0o755, follow_symlinks=False)
+    return root
+
+
 def fmt_ms(sec):
     return f"{sec * 1000:.0f} ms" if sec < 10 else f"{sec:.1f} s"
 
@@ -171,7 +184,7 @@ class Soak:
     def __init__(self, args):
         self.a = args
         self.t0 = time.monotonic_ns()
-        self.dir = Path(tempfile.mkdtemp(prefix="drover-soak."))
+        self.dir = Path(tempfile.mkdtemp(prefix="drover-soak.", dir=temp_root()))
         self.bin = self.dir / "bin"
         self.conf = self.dir / "drover.conf"
         self.sock = self.dir / "control.sock"
