@@ -107,19 +107,32 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdaemon.a $(BUILD)/libshared.a $(BUI
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS_ALL) -Isrc/daemon $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
 
+# As root droverd reads only a configuration whose whole path is root's
+# alone (drover.conf(5)), which a checkout in /tmp or in a home directory is
+# not: root's `make run` runs a copy kept in /run/drover-example.
+ROOT_RUN := $(filter 0,$(shell id -u))
+RUN_CONF = $(if $(ROOT_RUN),/run/drover-example/$(notdir $(1)),$(1))
+define run_conf
+	@if [ -n "$(ROOT_RUN)" ]; then install -d -m 755 /run/drover-example && \
+	  install -m 644 $(1) $(call RUN_CONF,$(1)) && \
+	  echo "droverd: running as root on a copy of $(1): $(call RUN_CONF,$(1)) (edit that one)"; fi
+endef
+
 run: all
 	@mkdir -p run
+	$(call run_conf,examples/drover.conf)
 	@echo "droverd: control socket $(CURDIR)/run/control.sock"
 	@echo "         in another terminal: $(BUILD)/drover -S run/control.sock status"
-	exec $(BUILD)/droverd -c examples/drover.conf -S $(CURDIR)/run/control.sock
+	exec $(BUILD)/droverd -c $(call RUN_CONF,examples/drover.conf) -S $(CURDIR)/run/control.sock
 
 # The example workers behind droverd: a prefork HTTP pool on 8080 and an
 # inetd-style echo service on 8081 (examples/web.conf.in).
 run-web: all
 	@mkdir -p run
 	sed 's|@TOP@|$(CURDIR)|g' examples/web.conf.in > run/web.conf
+	$(call run_conf,run/web.conf)
 	@echo "droverd: control socket $(CURDIR)/run/web.sock; try: curl http://127.0.0.1:8080/"
-	exec $(BUILD)/droverd -c run/web.conf -S $(CURDIR)/run/web.sock
+	exec $(BUILD)/droverd -c $(call RUN_CONF,run/web.conf) -S $(CURDIR)/run/web.sock
 
 check-deps:
 	@scripts/deps.sh test
