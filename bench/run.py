@@ -722,7 +722,13 @@ def bench_main(opts, run_fn, prefix, total_timeout):
     signal.signal(signal.SIGHUP, die_on_signal)
     signal.signal(signal.SIGALRM, die_on_signal)
     signal.alarm(total_timeout)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    # As root droverd reads only a configuration whose whole path is root's
+    # alone, which /tmp (writable by all) is not.
+    base = None
+    if os.geteuid() == 0:
+        base = Path("/run/drover-bench")
+        base.mkdir(mode=0o755, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     procs = Procs()
     t0 = time.monotonic()
     try:
