@@ -47,6 +47,8 @@ void conf_error_at(struct parse *p, const char *file, int line, const char *fmt,
 		n = snprintf(text, sizeof(text), "%s:%d: ", file, line);
 	else if (file)
 		n = snprintf(text, sizeof(text), "%s: ", file);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		n = (int)sizeof(text) - 1;	/* a name longer than the line: cut */
 	va_start(ap, fmt);
 	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
 	va_end(ap);

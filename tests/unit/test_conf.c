@@ -1229,6 +1229,30 @@ static void test_include_not_regular(void **state)
 	EXPECT_ERRORS(f, "cannot read conf.d/fifo.conf: not a regular file");
 }
 
+/* A file whose name is longer than a message line: the name is cut, the
+ * message still made. (fuzz_state found the length of the whole prefix
+ * taken as where the message goes on, past the end of the buffer:
+ * undefined, though glibc then wrote nothing; its input is in the state
+ * corpus as crash-long-conf-path, where clang's UBSan sees it.) */
+static void test_error_in_a_file_with_a_very_long_name(void **state)
+{
+	struct fx *f = *state;
+	char path[1400] = "";
+	size_t len = 0;
+
+	(void)f;
+	for (int i = 0; i < 5; i++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s%0250d", i ? "/" : "", i);
+		make_dir(path);
+	}
+	snprintf(path + len, sizeof(path) - len, "/x.conf");
+	write_file(path, "[service a]\ncommand = /bin/true\nprefok = 1\n");
+	assert_null(load_file(f, path, false));
+	assert_int_equal(f->errs.n, 1);
+	assert_int_equal(strlen(f->errs.msg[0]), 1023);
+	assert_memory_equal(f->errs.msg[0], path, 1023);
+}
+
 static void test_include_loop(void **state)
 {
 	struct fx *f = *state;
@@ -1754,6 +1778,7 @@ int main(void)
 		T(test_include_literal_missing),
 		T(test_include_missing_directory),
 		T(test_include_not_regular),
+		T(test_error_in_a_file_with_a_very_long_name),
 		T(test_include_loop),
 		T(test_include_twice),
 		T(test_include_too_deep),
