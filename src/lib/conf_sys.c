@@ -402,7 +402,7 @@ static int64_t hash_fd(int fd, int64_t *hash)
  * read. Only a regular file of at most CONFIG_FILES_MAX bytes is read, and
  * never more than that: a device, a FIFO or a file that grows without end
  * is an error (the reason), not a reload that never ends. */
-static const char *hash_file(struct parse *p, const char *path, int64_t *hash, int64_t *err)
+static const char *hash_file(const char *path, int64_t *hash, int64_t *err)
 {
 	const char *reason = NULL;
 	struct stat st;
@@ -416,9 +416,8 @@ static const char *hash_file(struct parse *p, const char *path, int64_t *hash, i
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		reason = "is not a regular file";
 	} else if (st.st_size > CONFIG_FILES_MAX || (total = hash_fd(fd, hash)) > CONFIG_FILES_MAX) {
-		snprintf(p->msg, sizeof(p->msg), "is larger than %d MiB, the most droverd reads of a "
-			 "config_files file", CONFIG_FILES_MAX >> 20);
-		reason = p->msg;
+		_Static_assert(CONFIG_FILES_MAX == 16 << 20, "the message names the size");
+		reason = "is larger than 16 MiB, the most droverd reads of a config_files file";
 	} else if (total < 0) {
 		*err = errno;
 	}
@@ -435,7 +434,7 @@ const char *conf_sys_hash(struct parse *p, const char *path, uint64_t *hash, int
 
 	if (!f) {
 		struct conf_fact live = { .kind = FACT_HASH, .key = path, .data = "" };
-		const char *reason = hash_file(p, path, &live.v[1], &live.v[0]);
+		const char *reason = hash_file(path, &live.v[1], &live.v[0]);
 
 		if (reason)
 			return reason;
