@@ -77,11 +77,6 @@ void log_set_verbose(bool on)
 	verbose = on;
 }
 
-int log_current_fd(void)
-{
-	return out.fd;
-}
-
 static int open_syslog(char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };

@@ -26,8 +26,6 @@ void log_reopen(void);
  * regular file); err says why. A missing one is fine (it is created). */
 int log_check(enum log_kind kind, const char *path, char *err, size_t errlen);
 void log_set_verbose(bool on);
-/* Which destination droverd's log uses now (the upgrade hands it over). */
-int log_current_fd(void);
 
 void log_msg(enum log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) log_msg(LV_ERROR, __VA_ARGS__)
