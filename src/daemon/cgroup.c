@@ -24,7 +24,7 @@
 #include "loop.h"
 
 #define LEAF "droverd"
-enum { RECHECK_MS = 100, PIDS_MAX = 4096 };
+enum { RECHECK_MS = 100 };
 /* A path or text into buf: true when it did not fit. */
 #define TOO_LONG(buf, ...) (snprintf((buf), sizeof(buf), __VA_ARGS__) >= (int)sizeof(buf))
 
@@ -420,21 +420,39 @@ bool cgroup_all_empty(void)
 /* --- ending what is in it ------------------------------------------------- */
 
 /* sig to every process listed in cgroup.procs; how many there were. */
+/* Every pid listed, read a line at a time: a list longer than any buffer
+ * is read to its end, and a number is used only once its line is whole (a
+ * cut one would be some other process's pid). */
 static int signal_all(const struct cgroup *c, int sig)
 {
-	static char text[PIDS_MAX * 12];
-	int n = 0;
+	char path[PATH_MAX], buf[4096];
+	size_t have = 0;
+	ssize_t r;
+	int n = 0, fd;
 
-	if (read_file(c->path, "cgroup.procs", text, sizeof(text)) < 0)
+	if (TOO_LONG(path, "%s/cgroup.procs", c->path) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return 0;
-	for (char *p = text, *end; *p; p = end) {
-		long pid = strtol(p, &end, 10);
+	while ((r = read(fd, buf + have, sizeof(buf) - 1 - have)) != 0) {
+		char *p = buf, *nl;
 
-		if (end == p)
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			break;
-		if (pid > 0 && kill((pid_t)pid, sig) == 0)
-			n++;
+		have += (size_t)r;
+		buf[have] = '\0';
+		for (; (nl = strchr(p, '\n')); p = nl + 1) {
+			long pid = strtol(p, NULL, 10);
+
+			if (pid > 0 && kill((pid_t)pid, sig) == 0)
+				n++;
+		}
+		have -= (size_t)(p - buf);
+		memmove(buf, p, have);
+		if (have == sizeof(buf) - 1)
+			break;		/* no pid is that long */
 	}
+	close(fd);
 	return n;
 }
 

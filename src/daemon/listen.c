@@ -82,18 +82,25 @@ static const char *bind_unix(int fd, const struct listen_conf *l, struct listene
 	char name[NAME_MAX + 1], reason[FSAFE_WHY];
 	int dfd = fsafe_open_dir(un->sun_path, false, name, sizeof(name), reason);
 	const char *bad = NULL;
+	int e;
 
+	/* errno says what kind of failure each is: a refusal is not a
+	 * shortage to retry (svc_listen_failed). */
 	if (dfd < 0) {
 		/* A missing directory: what bind() would say. */
 		snprintf(why, FSAFE_WHY, reason[0] ? "refusing: %s" : "bind: %s", reason[0] ? reason : strerror(errno));
+		if (reason[0])
+			errno = ELOOP;
 		return why;
 	}
 	switch (fsafe_clear_socket(dfd, name, un, l->addrlen)) {
 	case FSAFE_NOT_SOCKET:
 		bad = "the path exists and is not a socket (not removed)";
+		errno = EEXIST;
 		break;
 	case FSAFE_LIVE:
 		bad = "another process is listening on it";
+		errno = EADDRINUSE;
 		break;
 	case FSAFE_FREE:
 		break;
@@ -102,8 +109,10 @@ static const char *bind_unix(int fd, const struct listen_conf *l, struct listene
 		snprintf(why, FSAFE_WHY, "bind: %s", bad), bad = why;
 	if (!bad && fsafe_own_socket(dfd, name, l->has_owner ? l->owner : (uid_t)-1,
 				     l->has_group ? l->group : (gid_t)-1, &out->dev, &out->ino, reason) < 0)
-		snprintf(why, FSAFE_WHY, "%s", reason), bad = why;
+		snprintf(why, FSAFE_WHY, "%s", reason), bad = why, errno = EPERM;
+	e = errno;
 	close(dfd);
+	errno = e;
 	return bad;
 }
 
@@ -119,8 +128,11 @@ static int open_one(const struct listen_conf *l, struct listener *out, char *err
 	}
 	if (!(step = prepare(fd, l))) {
 		if (unix_path(l) && (step = bind_unix(fd, l, out, why))) {
+			int e = errno;
+
 			snprintf(err, len, "cannot listen on %s: %s", l->text, step);
 			close(fd);
+			errno = e;
 			return -1;
 		}
 		if (!unix_path(l) && bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)

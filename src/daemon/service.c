@@ -188,6 +188,7 @@ void svc_free(struct service *s)
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);
 	timer_cancel(&s->t_sched);
+	pool_release(s);	/* a failed pool is not released when it fails */
 	listen_close(s);
 	cgroup_close(s->cg);
 	svclog_free(s);

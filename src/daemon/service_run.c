@@ -640,8 +640,11 @@ void svc_proc_exited(struct proc *p, int status)
 	svc_touch(s);
 	proc_exited(s, p, status);
 	/* Its last process is gone: what it left in its cgroup (helpers that
-	 * left its process group) goes too. */
-	if (s->cg && !has_live_leader(s))
+	 * left its process group) goes too. Not while a pool is wanted up: it
+	 * starts workers and handlers into that cgroup at any time, and the
+	 * stop's SIGKILL would take them too; its leftovers go when the
+	 * service stops. */
+	if (s->cg && !has_live_leader(s) && !(s->pool && s->want))
 		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
 }
 

@@ -39,11 +39,13 @@ static bool fact_is(const struct conf_fact *f, int kind, const char *key, int64_
 static const struct conf_fact *keep(struct parse *p, const struct conf_fact *f)
 {
 	struct conf *c = p->c;
-	struct conf_fact *k = conf_push(p, &c->facts, &c->nfacts, sizeof(*k));
-	char *data = arena_alloc(&c->arena, f->len + 1);
+	char *data = arena_alloc(&c->arena, f->len + 1), *key = arena_strdup(&c->arena, f->key);
+	struct conf_fact *k = data && key ? conf_push(p, &c->facts, &c->nfacts, sizeof(*k)) : NULL;
 
-	if (!k || !data || !(k->key = arena_strdup(&c->arena, f->key)))
+	/* Counted only once whole: a later lookup reads every fact's key. */
+	if (!k)
 		return NULL;
+	k->key = key;
 	memcpy(data, f->data ? f->data : "", f->len);
 	k->kind = f->kind;
 	k->data = data;

@@ -329,3 +329,40 @@ def test_handover_ends_the_old_helpers_and_tracks_the_new_ones(cgbase, udroverd)
     assert cgroup_of(helper) == rel(cgbase, f"services.{new}/svc.service")
     assert d.drover("stop", "svc").rc == 0
     assert not process_exists(helper)
+
+
+def test_an_accept_handlers_leftover_never_kills_the_next_handlers(cgbase, droverd):
+    """A handler that leaves a helper (one that ignores TERM) behind: the
+    service runs on, and the stop meant for the leftover must not reach
+    the handlers started into the same cgroup afterwards. The leftover
+    goes when the service stops."""
+    import socket
+    import time
+    from conftest import free_port
+    port = free_port()
+    d = start(droverd, cgbase, f"""
+[service acc]
+mode = accept
+listen = tcp:127.0.0.1:{port}
+stop_timeout = 300ms
+command = /bin/sh -c 'if [ ! -e @DIR@/left.pid ]; then (trap "" TERM; exec setsid sleep 60) & echo $! > @DIR@/left.pid; fi; read line; echo "got $line"'
+""")
+    d.wait_state("acc", "ready")
+    first = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    first.sendall(b"one\n")
+    assert first.recv(100) == b"got one\n"
+    first.close()
+    left = int(wait_for(lambda: (d.dir / "left.pid").read_text().strip(), what="the leftover"))
+    second = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    # Well past stop_timeout: the second handler, started after the
+    # leftover, is still there to answer.
+    deadline = time.monotonic() + 1.5 * SLOW
+    while time.monotonic() < deadline:
+        assert d.status("acc")["total"] == 1, d.status("acc")
+        time.sleep(0.05)
+    second.sendall(b"two\n")
+    assert second.recv(100) == b"got two\n"
+    second.close()
+    assert process_exists(left)
+    assert d.drover("stop", "acc").rc == 0
+    wait_for(lambda: not process_exists(left), what="the leftover to end with its service")
