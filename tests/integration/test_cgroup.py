@@ -332,7 +332,8 @@ def test_handover_ends_the_old_helpers_and_tracks_the_new_ones(cgbase, udroverd)
 
 
 def test_an_accept_handlers_leftover_never_kills_the_next_handlers(cgbase, droverd):
-    """A handler that leaves a helper (one that ignores TERM) behind: the
+    """A handler that leaves a helper (one that ignores TERM and has left
+    its process group before the handler ends) behind: the
     service runs on, and the stop meant for the leftover must not reach
     the handlers started into the same cgroup afterwards. The leftover
     goes when the service stops."""
@@ -345,7 +346,7 @@ def test_an_accept_handlers_leftover_never_kills_the_next_handlers(cgbase, drove
 mode = accept
 listen = tcp:127.0.0.1:{port}
 stop_timeout = 300ms
-command = /bin/sh -c 'if [ ! -e @DIR@/left.pid ]; then (trap "" TERM; exec setsid sleep 60) & echo $! > @DIR@/left.pid; fi; read line; echo "got $line"'
+command = /bin/sh -c 'if mkdir @DIR@/once 2>/dev/null; then (trap "" TERM; exec setsid /bin/sh -c "echo \\$\\$ > @DIR@/left.pid; exec sleep 60") & while [ ! -s @DIR@/left.pid ]; do sleep 0.01; done; fi; read line; echo "got $line"'
 """)
     d.wait_state("acc", "ready")
     first = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
