@@ -16,13 +16,15 @@ import itertools
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import DROVER, DROVERD, SLOW, process_exists, wait_for
+from conftest import DROVER, DROVERD, SLOW, free_port, process_exists, wait_for
 from helpers_upgrade import install, udroverd
 
 assert udroverd      # fixture, used by name
@@ -337,9 +339,6 @@ def test_an_accept_handlers_leftover_never_kills_the_next_handlers(cgbase, drove
     service runs on, and the stop meant for the leftover must not reach
     the handlers started into the same cgroup afterwards. The leftover
     goes when the service stops."""
-    import socket
-    import time
-    from conftest import free_port
     port = free_port()
     d = start(droverd, cgbase, f"""
 [service acc]

@@ -103,7 +103,6 @@ def reap_conmon(timeout=10):
         time.sleep(0.05)
     for p in ours():
         os.kill(p, signal.SIGKILL)
-    time.sleep(0)
     reap_strays()
 
 

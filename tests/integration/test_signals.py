@@ -8,6 +8,7 @@ changes nothing it should not.
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -203,8 +204,8 @@ command = sleep 1000
     assert d.pids("a") == [a]
 
 
-def test_signal_storm(droverd, tmp_path):
-    d = droverd("""
+# Services that log, to droverd's own log file and a file of their own.
+STORM = """
 [drover]
 log = file:@DIR@/droverd.log
 
@@ -214,7 +215,11 @@ command = sleep 1000
 [service b]
 command = /bin/sh -c 'while :; do echo tick; sleep 0.05; done'
 log = file:@DIR@/b.log
+"""
 
+
+def test_signal_storm(droverd, tmp_path):
+    d = droverd(STORM + """
 [service c]
 command = sleep 1002
 requires = a
@@ -237,17 +242,7 @@ requires = a
     b_log = tmp_path / "b.log"
     size = b_log.stat().st_size
     wait_for(lambda: b_log.exists() and b_log.stat().st_size > size, what="b.log to grow")
-    d.write_config("""
-[drover]
-log = file:@DIR@/droverd.log
-
-[service a]
-command = sleep 1000
-
-[service b]
-command = /bin/sh -c 'while :; do echo tick; sleep 0.05; done'
-log = file:@DIR@/b.log
-
+    d.write_config(STORM + """
 [service c]
 command = sleep 1002
 requires = a
@@ -267,20 +262,8 @@ def test_signal_storm_during_reloads(droverd, tmp_path):
     """HUP, USR1 and CHLD arrive without pause while `drover reload` runs
     again and again, adding and removing a service: every reload answers
     with the right plan, nothing unchanged is touched, droverd lives."""
-    import threading
-    base = """
-[drover]
-log = file:@DIR@/droverd.log
-
-[service a]
-command = sleep 1000
-
-[service b]
-command = /bin/sh -c 'while :; do echo tick; sleep 0.05; done'
-log = file:@DIR@/b.log
-"""
     extra = "\n[service z]\ncommand = sleep 1003\n"
-    d = droverd(base)
+    d = droverd(STORM)
     before = {n: the_pid(d, n) for n in ("a", "b")}
     stop = threading.Event()
     sent = [0]
@@ -298,7 +281,7 @@ log = file:@DIR@/b.log
             # Atomically: a HUP of the storm must never read half a file
             # (it would remove the services not yet written).
             new = d.conf.with_suffix(".new")
-            new.write_text((base + (extra if i % 2 == 0 else "")).replace("@DIR@", str(d.dir)))
+            new.write_text((STORM + (extra if i % 2 == 0 else "")).replace("@DIR@", str(d.dir)))
             new.chmod(0o644)
             os.replace(new, d.conf)
             r = d.drover("reload", timeout=20)
