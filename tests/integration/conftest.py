@@ -22,6 +22,7 @@ DROVER_SANITIZED=1 (an ASan+UBSan build: deadlines are stretched).
 import ctypes
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -121,12 +122,51 @@ def reap_strays():
     return strays
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port, kind):
+    """True when PORT can be bound on every IPv4 and IPv6 address."""
+    tries = [(socket.AF_INET, "0.0.0.0")]
+    if socket.has_ipv6:
+        tries.append((socket.AF_INET6, "::"))
+    for family, host in tries:
+        s = socket.socket(family, kind)
+        try:
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((host, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free on every address, outside the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) is one it also hands to
+    outgoing connections: between this check and droverd's bind, any
+    client socket on the machine could take it (and did, in CI: "bind:
+    Address already in use" for a wildcard listener). Ports below the
+    ephemeral range are never chosen by the kernel, so only an explicit
+    bind can take one.
+    """
+    lo, _hi = _ephemeral_range()
+    floor = 10000 if lo > 12000 else 1024
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(floor, lo)
+        if _bindable(port, kind):
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Result:

@@ -93,10 +93,7 @@ listen = tcp:127.0.0.1:{port}
 
 
 def test_udp_demand_starts_on_the_first_datagram(droverd, tmp_path):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port(socket.SOCK_DGRAM)
     prog = write_program(tmp_path, "udp_echo.py", UDP_ECHO)
     d = droverd(f"""
 [service dns]

@@ -33,32 +33,6 @@ IP_FREEBIND = 15
 IPV6_FREEBIND = 78
 
 
-def free_port_dual():
-    """A TCP port free on every IPv4 and IPv6 address."""
-    s = socket.socket(socket.AF_INET6)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.bind(("::", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def free_port6():
-    s = socket.socket(socket.AF_INET6)
-    s.bind(("::1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def free_udp_port(host="127.0.0.1", family=socket.AF_INET):
-    s = socket.socket(family, socket.SOCK_DGRAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def the_pid(d, name):
     st = d.wait_state(name, "ready")
     assert len(st["pids"]) == 1, st
@@ -113,7 +87,7 @@ def test_tcp_host_spellings(droverd, host, bound):
 
 
 def test_tcp_port_alone_is_dual_stack(droverd):
-    port = free_port_dual()
+    port = free_port()
     d = droverd(f"[service e]\ncommand = {ECHO}\nlisten = tcp:{port}\n")
     pid = the_pid(d, "e")
     assert d.status("e")["listen"] == f"tcp:{port}"
@@ -128,7 +102,7 @@ def test_tcp_port_alone_is_dual_stack(droverd):
 
 
 def test_tcp6_is_ipv6_only(droverd):
-    port = free_port6()
+    port = free_port()
     d = droverd(f"[service e]\ncommand = {ECHO}\nlisten = tcp6:[::1]:{port}\n")
     pid = the_pid(d, "e")
     assert d.status("e")["listen"] == f"tcp6:[::1]:{port}"
@@ -142,13 +116,13 @@ def test_tcp6_is_ipv6_only(droverd):
 @pytest.mark.parametrize("family", ["udp", "udp6", "udp-any"])
 def test_udp_daemon_answers_datagrams_on_fd_3(droverd, tmp_path, family):
     if family == "udp":
-        port = free_udp_port()
+        port = free_port(socket.SOCK_DGRAM)
         bound, fam, text = ("127.0.0.1", port), socket.AF_INET, f"udp:127.0.0.1:{port}"
     elif family == "udp6":
-        port = free_udp_port("::1", socket.AF_INET6)
+        port = free_port(socket.SOCK_DGRAM)
         bound, fam, text = ("::1", port), socket.AF_INET6, f"udp6:[::1]:{port}"
     else:       # udp:PORT: every address, IPv4 and IPv6
-        port = free_udp_port("::", socket.AF_INET6)
+        port = free_port(socket.SOCK_DGRAM)
         bound, fam, text = ("::", port), socket.AF_INET6, f"udp:{port}"
     prog = write_program(tmp_path, "udp_echo.py", UDP_ECHO)
     d = droverd(f"[service u]\ncommand = {PY} {prog}\nlisten = {text}\n")
@@ -220,7 +194,7 @@ def test_unix_abstract(droverd):
 # --- what the process gets ---------------------------------------------------
 
 def test_descriptors_in_listen_order_and_nothing_else(droverd, tmp_path):
-    tport, uport = free_port(), free_udp_port()
+    tport, uport = free_port(), free_port(socket.SOCK_DGRAM)
     sock = tmp_path / "ctl.sock"
     abstract = f"drover-td-{uuid.uuid4().hex[:12]}"
     d = droverd(f"""
@@ -368,7 +342,7 @@ def test_freebind_binds_an_address_not_on_this_machine(droverd):
         with pytest.raises(OSError) as e:
             probe.bind((NOT_HERE_V4, 0))
         assert e.value.errno == 99          # EADDRNOTAVAIL
-    p4, p6, p_fail = free_port(), free_port6(), free_port()
+    p4, p6, p_fail = free_port(), free_port(), free_port()
     d = droverd(f"""
 [service free]
 command = sleep 1000
@@ -790,7 +764,7 @@ def test_check_bad_listener_settings(tmp_path):
 
 
 def test_reload_onto_bad_listeners_changes_nothing(droverd):
-    port, uport = free_port(), free_udp_port()
+    port, uport = free_port(), free_port(socket.SOCK_DGRAM)
     good = f"""
 [service e]
 command = {ECHO}

@@ -472,10 +472,7 @@ def test_messages_from_a_stale_generation_and_from_strangers_are_ignored(droverd
 
 def test_udp_prefork_workers_share_the_socket(droverd, tmp_path):
     prog = write_program(tmp_path, "udp_worker.py", UDP_WORKER)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port(socket.SOCK_DGRAM)
     d = droverd(f"""
 [service dns]
 mode = prefork
