@@ -1,6 +1,5 @@
 /* control.c - see control.h. */
 #include "control.h"
-#include "droverd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +17,7 @@
 
 #include "fsafe.h"
 #include "log.h"
-#include "handover.h"
 #include "scarce.h"
-#include "upgrade.h"
 
 enum {
 	CONN_MAX = 1024,		/* authorized clients only; followers stay */
@@ -35,6 +32,12 @@ static bool paused;		/* by a handover */
 static struct scarce short_of;	/* accept failed for want of a resource */
 static struct conn *conns;
 static int nconns;
+static const struct control_events *up;	/* set once by main.c */
+
+void control_set_events(const struct control_events *ev)
+{
+	up = ev;
+}
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool group_set;
 static gid_t group_id;
@@ -55,8 +58,7 @@ static void conn_free(struct conn *c)
 {
 	bool big = c->in.cap + c->out.cap > CONN_TRIM_BYTES;
 
-	upgrade_forget_client(c);
-	handover_forget_client(c);
+	up->closed(c);
 	for (struct conn **pp = &conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -75,7 +77,7 @@ static void conn_free(struct conn *c)
 	buf_free(&c->out);
 	free(c);
 	if (big)
-		droverd_trim_memory();
+		up->released();
 }
 
 /* Writes what the socket takes; the rest waits for EPOLLOUT. */
@@ -239,7 +241,7 @@ static void handle_request(struct conn *c, size_t size)
 	if (err)
 		conn_reply(c, 1, "bad request: %s", err);
 	else
-		control_dispatch(c, argc, argv);
+		up->request(c, argc, argv);
 	arena_free(&a);
 }
 

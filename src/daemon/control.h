@@ -40,6 +40,18 @@ struct conn {
 	unsigned long follow_dropped;
 };
 
+/* What the control socket reports upward: set once, by main.c. */
+struct control_events {
+	/* A request came: argv[0] is the command. Answer with conn_reply(),
+	 * or conn_wait() to answer later. */
+	void (*request)(struct conn *c, int argc, char **argv);
+	/* c is about to be freed: forget it. */
+	void (*closed)(struct conn *c);
+	/* A large buffer was freed: memory may be handed back to the kernel. */
+	void (*released)(void);
+};
+void control_set_events(const struct control_events *ev);
+
 int control_open(const char *path, bool has_group, gid_t group, int adopt_fd, char *err, size_t len);
 void control_close(void);
 /* Handover: stop taking new connections (the new droverd takes them) or
@@ -63,8 +75,5 @@ void conn_follow(struct conn *c, struct service *s);
 int conn_fd(const struct conn *c);
 /* Answer on a connection handed over by the previous image. */
 void control_answer_fd(int fd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* control_cmd.c */
-void control_dispatch(struct conn *c, int argc, char **argv);
 
 #endif

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "control.h"
+#include "control_cmd.h"
 #include "deps.h"
 #include "droverd.h"
 #include "listen.h"

@@ -51,6 +51,7 @@ void droverd_set_conf(struct conf *c)
 	if (current)
 		conf_release(current);
 	current = c;
+	listen_use_fdstore(c->fdstore);
 }
 
 const char *droverd_conf_path(void)
@@ -194,7 +195,7 @@ void droverd_on_signal(int sig)
 		break;
 	case SIGUSR1:
 		log_reopen();
-		svclog_reopen_all();
+		svclog_reopen_all(services);
 		break;
 	case SIGUSR2:
 		log_info("SIGUSR2: upgrading droverd in place");
@@ -285,7 +286,7 @@ static void start_services(bool fresh)
 		if (!svc_new(current->svcs[i], current))
 			fatal("out of memory");
 	if (fresh)
-		listen_adopt_passed();
+		listen_adopt_passed(services);
 	/* Taking a state over, what is wanted comes with the state. */
 	for (struct service *s = services; fresh && s; s = s->next)
 		if (s->conf->start != START_MANUAL)	/* demand: armed, waiting */

@@ -18,6 +18,7 @@
 #include "cgroup.h"
 #include "listen.h"
 #include "log.h"
+#include "notify.h"
 #include "output.h"
 #include "proc.h"
 #include "reap.h"
@@ -29,22 +30,11 @@ extern char **environ;
 
 static struct rlimit child_nofile;
 static int dev_null = -1;
-static char notify_name[128];
 
 void launch_init(const struct rlimit *nofile, int devnull)
 {
 	child_nofile = *nofile;
 	dev_null = devnull;
-}
-
-void launch_set_notify_socket(const char *name)
-{
-	snprintf(notify_name, sizeof(notify_name), "%s", name);
-}
-
-const char *launch_notify_socket(void)
-{
-	return notify_name;
 }
 
 struct env {
@@ -139,8 +129,8 @@ static char *build_env(struct service *s, const struct launch_opts *o, int nlist
 	env_putf(e, "DROVER_GENERATION=%u", s->generation);
 	if (o->slot >= 0)
 		env_putf(e, "DROVER_WORKER=%d", o->slot);
-	if (wants_notify(c) && notify_name[0])
-		env_putf(e, "NOTIFY_SOCKET=%s", notify_name);
+	if (wants_notify(c) && notify_socket_name()[0])
+		env_putf(e, "NOTIFY_SOCKET=%s", notify_socket_name());
 	if (c->watchdog)
 		env_putf(e, "WATCHDOG_USEC=%lld", (long long)c->watchdog * 1000);
 	for (int i = 0; i < o->nextra; i++)
@@ -259,7 +249,7 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	p = record(s, &res, pipefd[0]);
 	pipefd[0] = -1;
 	if (p)
-		p->no_notify = !(wants_notify(c) && notify_name[0]);
+		p->no_notify = !(wants_notify(c) && notify_socket_name()[0]);
 	if (p && pd) {
 		p->spawning = pd;
 		p->spawn_failed = o->spawn_failed;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
-#include "service.h"
+#include "records.h"
 
 struct launch_opts {
 	int slot;			/* prefork: DROVER_WORKER; -1 none */
@@ -35,7 +35,5 @@ void launch_settle_exited(struct proc *p);
 
 /* Set once at start-up. */
 void launch_init(const struct rlimit *nofile_for_children, int devnull);
-void launch_set_notify_socket(const char *name);
-const char *launch_notify_socket(void);
 
 #endif

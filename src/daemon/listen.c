@@ -12,7 +12,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "droverd.h"
 #include "fsafe.h"
 #include "log.h"
 #include "sdnotify.h"
@@ -153,11 +152,16 @@ static int open_one(const struct listen_conf *l, struct listener *out, char *err
 
 /* fdstore = yes: systemd keeps a copy of every listener, named
  * SERVICE.INDEX, and passes it back if droverd has to start again. */
+static bool fdstore;
+
+void listen_use_fdstore(bool on)
+{
+	fdstore = on;
+}
+
 static void store(struct service *s, int i)
 {
-	struct conf *c = droverd_conf();
-
-	if (!c || !c->fdstore || !sdnotify_active() || s->lis[i].stored)
+	if (!fdstore || !sdnotify_active() || s->lis[i].stored)
 		return;
 	if (sdnotify_send_fd(s->lis[i].fd, "FDSTORE=1\nFDNAME=%s.%d", s->conf->name, i) == 0)
 		s->lis[i].stored = true;
@@ -419,9 +423,9 @@ static bool bound_to(int fd, const struct listen_conf *l)
 
 /* A stored name "SERVICE.INDEX", a listen line's FDNAME, or else any
  * listen line bound to the same address: the first free one that fits. */
-static struct listener *match_passed(int fd, const char *name)
+static struct listener *match_passed(struct service *all, int fd, const char *name)
 {
-	for (struct service *s = services; s; s = s->next) {
+	for (struct service *s = all; s; s = s->next) {
 		if (!ensure_array(s))
 			continue;
 		for (int i = 0; i < s->nlis; i++) {
@@ -439,16 +443,16 @@ static struct listener *match_passed(int fd, const char *name)
 	return NULL;
 }
 
-static struct listener *match_by_address(int fd)
+static struct listener *match_by_address(struct service *all, int fd)
 {
-	for (struct service *s = services; s; s = s->next)
+	for (struct service *s = all; s; s = s->next)
 		for (int i = 0; s->lis && i < s->nlis; i++)
 			if (s->lis[i].fd < 0 && bound_to(fd, s->lis[i].conf))
 				return &s->lis[i];
 	return NULL;
 }
 
-void listen_adopt_passed(void)
+void listen_adopt_passed(struct service *all)
 {
 	const char *pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
 	int n = nfds ? atoi(nfds) : 0;
@@ -468,7 +472,7 @@ void listen_adopt_passed(void)
 			memcpy(name, p, len), name[len] = '\0';
 		p = end ? end + 1 : p + len;
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (!(l = match_passed(fd, name)) && !(l = match_by_address(fd))) {
+		if (!(l = match_passed(all, fd, name)) && !(l = match_by_address(all, fd))) {
 			log_warn("systemd passed descriptor %d (%s) that no listen line wants: closing it", fd,
 				 *name ? name : "unnamed");
 			close(fd);

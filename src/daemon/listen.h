@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "service.h"
+#include "records.h"
 
 /* Bind what is not bound yet. 0, or -1 with "cannot listen on ADDR: why". */
 int listen_open(struct service *s, char *err, size_t len);
@@ -35,8 +35,11 @@ void listen_set_nonblocking(struct service *s, bool on);
  * must be what the configuration says). NULL, or why not. */
 const char *listen_adopt_fd(struct service *s, int index, int fd, dev_t dev, ino_t ino, const char *key);
 /* At a fresh start: sockets systemd passed droverd (LISTEN_FDS) go to the
- * listen lines they match (stored name, FDNAME, or address). */
-void listen_adopt_passed(void);
+ * listen lines of the services in list `all` they match (stored name,
+ * FDNAME, or address). */
+void listen_adopt_passed(struct service *all);
+/* fdstore = yes: listeners are stored with systemd as they are bound. */
+void listen_use_fdstore(bool on);
 int listen_count(const struct service *s);
 int listen_fd(const struct service *s, int i);
 /* "LISTEN_FDNAMES=a:b" (static buffer). */

@@ -18,12 +18,14 @@
 
 #include "cgroup.h"
 #include "control.h"
+#include "control_cmd.h"
 #include "deps.h"
 #include "droverd.h"
 #include "launch.h"
 #include "handover.h"
 #include "log.h"
 #include "notify.h"
+#include "proc.h"
 #include "reap.h"
 #include "reload.h"
 #include "sdnotify.h"
@@ -32,6 +34,42 @@
 #include "state.h"
 #include "svclog.h"
 #include "upgrade.h"
+
+/* The composition root: what each lower layer reports goes to the layer
+ * above, through tables set once here, before anything runs. */
+static bool stranger_reaped(pid_t pid, int status)
+{
+	return upgrade_reaped(pid, status) || handover_reaped(pid, status);
+}
+
+static void client_closed(struct conn *c)
+{
+	upgrade_forget_client(c);
+	handover_forget_client(c);
+}
+
+static void critical_ended(int code)
+{
+	droverd_shutdown(false, code);
+}
+
+static void wire(void)
+{
+	static const struct proc_events proc_ev = { .gone = svc_procs_gone, .note = svc_note };
+	static const struct reap_events reap_ev = { .exited = svc_proc_exited, .stranger = stranger_reaped };
+	static const struct notify_events notify_ev = { .message = svc_notify };
+	static const struct control_events control_ev = {
+		.request = control_dispatch, .closed = client_closed, .released = droverd_trim_memory,
+	};
+	static const struct svc_events svc_ev = { .critical_ended = critical_ended,
+						  .settled = droverd_after_evaluation };
+
+	proc_set_events(&proc_ev);
+	reap_set_events(&reap_ev);
+	notify_set_events(&notify_ev);
+	control_set_events(&control_ev);
+	svc_set_events(&svc_ev);
+}
 
 static void usage(FILE *f)
 {
@@ -112,6 +150,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt;
 
+	wire();
 	upgrade_init(argc, argv);
 	while ((opt = getopt_long(argc, argv, "c:S:tvh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -147,7 +186,7 @@ int main(int argc, char **argv)
 	loop_set_idle(svc_evaluate_all);
 	loop_run();
 	handover_old_exiting();
-	reap_all_before_exit();
+	reap_all_before_exit(handover_peer());
 	cgroup_finish();
 	log_info("every process has stopped; exiting with status %d", droverd_exit_code());
 	control_flush_all();

@@ -13,15 +13,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "launch.h"
 #include "log.h"
 #include "proc.h"
 
 enum { DGRAM_MAX = 4096, PER_EVENT = 64 };
 
 static struct watch w = { .fd = -1 };
+static char socket_name[128];
 static int64_t warned_at;
 static unsigned long suppressed;
+
+const char *notify_socket_name(void)
+{
+	return socket_name;
+}
 
 int notify_fd(void)
 {
@@ -81,9 +86,16 @@ int notify_parse(char *msg, size_t len, void (*fn)(const char *key, const char *
 	return n;
 }
 
+static const struct notify_events *up;	/* set once by main.c */
+
+void notify_set_events(const struct notify_events *ev)
+{
+	up = ev;
+}
+
 static void deliver(const char *key, const char *value, void *arg)
 {
-	svc_notify(arg, key, value);
+	up->message(arg, key, value);
 }
 
 static void close_passed_fds(struct msghdr *mh)
@@ -206,6 +218,6 @@ int notify_open(int fd)
 		close(fd);
 		return -1;
 	}
-	launch_set_notify_socket(name);
+	snprintf(socket_name, sizeof(socket_name), "%s", name);
 	return 0;
 }

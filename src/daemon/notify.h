@@ -11,10 +11,21 @@
 
 #include <stddef.h>
 
+struct proc;
+
+/* What the socket reports upward: set once, before notify_open. */
+struct notify_events {
+	/* A KEY=VALUE line from process p (identified by the kernel). */
+	void (*message)(struct proc *p, const char *key, const char *value);
+};
+void notify_set_events(const struct notify_events *ev);
+
 /* Create (or adopt fd >= 0) and start reading. 0 or -1. */
 int notify_open(int fd);
 void notify_drain(void);
 int notify_fd(void);
+/* Its name in the abstract namespace ("" before notify_open). */
+const char *notify_socket_name(void);
 
 /* Parse one datagram: calls fn for each KEY=VALUE line. Pure; exported for
  * tests. Returns the number of lines handed on, -1 if malformed. */

@@ -7,7 +7,7 @@
 #ifndef DROVER_OUTPUT_H
 #define DROVER_OUTPUT_H
 
-#include "service.h"
+#include "records.h"
 
 enum { OUTPUT_LINE_MAX = 4096 };
 

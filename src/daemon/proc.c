@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "deps.h"
 #include "log.h"
 #include "output.h"
 #include "value.h"
@@ -27,6 +26,12 @@ enum { BUCKETS = 4096, RECHECK_MS = 100, DENIED_MAX_MS = 5000 };
 static struct proc *table[BUCKETS];	/* leaders not yet reaped, by pid */
 static struct proc *remnants;		/* reaped leaders whose group lives on */
 static unsigned live;
+static const struct proc_events *up;	/* set once by main.c */
+
+void proc_set_events(const struct proc_events *ev)
+{
+	up = ev;
+}
 
 static unsigned bucket(pid_t pid)
 {
@@ -99,8 +104,7 @@ static void proc_free(struct proc *p)
 	if (s) {
 		/* Its last process may just have gone: it, and whatever waits
 		 * for it to stop, look again. */
-		svc_touch(s);
-		deps_touch_neighbors(s);
+		up->gone(s);
 	}
 }
 
@@ -173,9 +177,13 @@ static void kill_denied(struct proc *p)
 			  "process as %s (a setuid program, or one that changed its uid); the service stays "
 			  "stopping until it exits (checked every %s at most)",
 			  name, (int)p->pid, (int)p->pid, strerror(EPERM), (unsigned)geteuid(), who, every);
-		if (p->svc)
-			svc_set_reason(p->svc, "cannot kill pid %d (it runs as %s): %s; waiting for it to exit",
-				       (int)p->pid, who, strerror(EPERM));
+		if (p->svc) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "cannot kill pid %d (it runs as %s): %s; waiting for it to exit",
+				 (int)p->pid, who, strerror(EPERM));
+			up->note(p->svc, why);
+		}
 	}
 	p->recheck = p->recheck * 2 > DENIED_MAX_MS ? DENIED_MAX_MS : p->recheck * 2;
 	timer_after(&p->t_kill, p->recheck, kill_timeout);

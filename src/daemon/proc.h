@@ -7,7 +7,17 @@
 #ifndef DROVER_PROC_H
 #define DROVER_PROC_H
 
-#include "service.h"
+#include "records.h"
+
+/* What the process table reports upward: set once, by main.c. */
+struct proc_events {
+	/* A record of s was freed (its leader reaped and its group empty):
+	 * whether s has any process left may have changed. */
+	void (*gone)(struct service *s);
+	/* Something about s an administrator should see as its reason. */
+	void (*note)(struct service *s, const char *text);
+};
+void proc_set_events(const struct proc_events *ev);
 
 struct proc *proc_new(struct service *s, pid_t pid, int pidfd);
 struct proc *proc_find(pid_t pid);

@@ -16,12 +16,16 @@
 #include "notify.h"
 #include "output.h"
 #include "proc.h"
-#include "handover.h"
-#include "upgrade.h"
 
 enum { SWEEP_DELAY_MS = 50 };
 
 static struct timer t_sweep;
+static const struct reap_events *up;	/* set once by main.c */
+
+void reap_set_events(const struct reap_events *ev)
+{
+	up = ev;
+}
 
 /* One exit, however it was learnt. */
 static void exited(struct proc *p, int status)
@@ -36,7 +40,7 @@ static void exited(struct proc *p, int status)
 	loop_del(&p->w_exit);
 	p->exited = true;
 	output_drain(p);
-	svc_proc_exited(p, status);
+	up->exited(p, status);
 	proc_leader_exited(p);
 }
 
@@ -84,7 +88,7 @@ void reap_children(void)
 
 		if (p)
 			exited(p, status);
-		else if (!upgrade_reaped(pid, status) && !handover_reaped(pid, status))
+		else if (!up->stranger(pid, status))
 			log_debug("reaped pid %d (left behind by a service)", (int)pid);
 	}
 	if (pid < 0 && errno != ECHILD)
@@ -163,15 +167,15 @@ void reap_stop_strangers(int64_t grace)
 	reap_sigchld();		/* their exits are collected by the sweep */
 }
 
-void reap_all_before_exit(void)
+void reap_all_before_exit(pid_t spare)
 {
 	pid_t kids[512];
 	int n;
 
 	reap_children();
-	for (int round = 0; round < 50 && (n = children(kids, 512)) > (handover_peer() > 0); round++) {
+	for (int round = 0; round < 50 && (n = children(kids, 512)) > (spare > 0); round++) {
 		for (int i = 0; i < n; i++) {
-			if (kids[i] == handover_peer())
+			if (kids[i] == spare)
 				continue;	/* the droverd taking over: it carries on */
 			log_warn("pid %d is still running at exit (it left its service's process group): killing it",
 				 (int)kids[i]);

@@ -11,7 +11,18 @@
 
 #include <stdint.h>
 
-#include "service.h"
+#include "records.h"
+
+/* What the reaper reports upward: set once, by main.c. */
+struct reap_events {
+	/* The leader of p exited; its last datagrams and output are read. */
+	void (*exited)(struct proc *p, int status);
+	/* A child that is no record's exited: true when it was known to the
+	 * top (an upgrade's or a handover's child), false for an orphan a
+	 * service left behind. */
+	bool (*stranger)(pid_t pid, int status);
+};
+void reap_set_events(const struct reap_events *ev);
 
 /* Start watching p's exit (its pidfd; without one, SIGCHLD covers it). */
 void reap_watch(struct proc *p);
@@ -24,7 +35,8 @@ void reap_children(void);
  * SIGKILL after grace ms. */
 void reap_stop_strangers(int64_t grace);
 /* At exit: any child droverd still has (a helper that escaped its
- * service's process group) is killed and reaped, not left behind. */
-void reap_all_before_exit(void);
+ * service's process group) is killed and reaped, not left behind; but
+ * not `spare` (the droverd taking over in a handover; 0: none). */
+void reap_all_before_exit(pid_t spare);
 
 #endif

@@ -20,7 +20,6 @@
 
 #include "cgroup.h"
 #include "deps.h"
-#include "droverd.h"
 #include "launch.h"
 #include "listen.h"
 #include "log.h"
@@ -34,6 +33,12 @@
 
 static bool all_dirty;
 static struct service *dirty;
+static const struct svc_events *up;	/* set once by main.c */
+
+void svc_set_events(const struct svc_events *ev)
+{
+	up = ev;
+}
 
 void svc_schedule(void)
 {
@@ -145,7 +150,7 @@ void svc_end(struct service *s, enum svc_state st, const char *reason)
 	deps_push_down(s, NULL);
 	if (s->conf->critical) {
 		log_info("%s: critical service ended (%s): shutting down", s->conf->name, why);
-		droverd_shutdown(false, svc_exit_code(s->last_status));
+		up->critical_ended(svc_exit_code(s->last_status));
 	}
 }
 
@@ -557,7 +562,7 @@ void svc_evaluate_all(void)
 			dirty = dirty->dirty_next;
 		}
 	}
-	droverd_after_evaluation();
+	up->settled();
 }
 
 /* The main process of a daemon, oneshot or timer run ended. */
@@ -646,6 +651,17 @@ void svc_proc_exited(struct proc *p, int status)
 	 * service stops. */
 	if (s->cg && !has_live_leader(s) && !(s->pool && s->want))
 		cgroup_stop(s->cg, s->conf->stop_signal, s->conf->stop_timeout);
+}
+
+void svc_procs_gone(struct service *s)
+{
+	svc_touch(s);
+	deps_touch_neighbors(s);
+}
+
+void svc_note(struct service *s, const char *text)
+{
+	svc_set_reason(s, "%s", text);
 }
 
 void svc_notify(struct proc *p, const char *key, const char *value)

@@ -397,9 +397,9 @@ void svclog_configure(struct service *s)
 		file_open(s, &l->file);
 }
 
-void svclog_reopen_all(void)
+void svclog_reopen_all(struct service *all)
 {
-	for (struct service *s = services; s; s = s->next) {
+	for (struct service *s = all; s; s = s->next) {
 		struct logfile *f = s->log ? &s->log->file : NULL;
 
 		if (f && f->path)

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "service.h"
+#include "records.h"
 
 enum { RING_BYTES = 16384 };
 
@@ -42,7 +42,7 @@ void svclog_follow(struct service *s, struct follower *f);
 void svclog_unfollow(struct service *s, struct follower *f);
 /* Apply the service's (new) log settings: open, switch or close its file. */
 void svclog_configure(struct service *s);
-void svclog_reopen_all(void);	/* SIGUSR1 */
+void svclog_reopen_all(struct service *all);	/* SIGUSR1: every file of the list */
 void svclog_free(struct service *s);
 
 #endif
