@@ -629,11 +629,9 @@ bool handover_takeover(const char *control_override)
 		timer_cancel(&s->t_restart);
 		timer_cancel(&s->t_ready);
 		timer_cancel(&s->t_watchdog);
-		if (s->state != ST_DONE) {
-			s->state = ST_STOPPED;
+		svc_reset_state(s, s->state == ST_DONE ? ST_DONE : ST_STOPPED);
+		if (s->state != ST_DONE)
 			s->generation++;
-		}
-		s->since = loop_now();
 	}
 	fcntl(channel, F_SETFD, FD_CLOEXEC);
 	fcntl(channel, F_SETFL, O_NONBLOCK);

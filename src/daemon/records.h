@@ -79,8 +79,11 @@ struct proc {
 	void (*spawn_failed)(struct service *s, const char *why);
 };
 
+struct mode_ops;
+
 struct service {
 	struct svc_conf *conf;
+	const struct mode_ops *mode;	/* what its mode does (mode.h) */
 	struct conf *owner;	/* the configuration conf points into */
 	struct service *next;	/* all services, in configuration order */
 	enum svc_state state;

@@ -1,6 +1,6 @@
 /* service.c - the list of services and what an administrator can ask of one.
  *
- * Requests only change what is wanted; service_run.c works out what to do
+ * Requests only change what is wanted; service_eval.c works out what to do
  * about it on the next evaluation. */
 #include "service.h"
 
@@ -14,21 +14,13 @@
 #include "deps.h"
 #include "listen.h"
 #include "log.h"
+#include "mode.h"
 #include "pool.h"
 #include "proc.h"
 #include "svclog.h"
 #include "value.h"
 
 struct service *services;
-
-const char *svc_state_name(enum svc_state st)
-{
-	static const char *const names[] = {
-		"stopped", "starting", "ready", "stopping", "backoff", "failed", "done", "waiting", "running",
-	};
-
-	return names[st];
-}
 
 /* Name index (open addressing) and reverse dependency edges, rebuilt when
  * services come, go or change their dependencies: lookups stay O(1) with
@@ -146,6 +138,7 @@ struct service *svc_new(struct svc_conf *conf, struct conf *owner)
 	s->conf = conf;
 	s->owner = owner;
 	owner->refs++;
+	s->mode = mode_of(conf);
 	s->state = ST_STOPPED;
 	s->since = loop_now();
 	s->last_status = -1;
@@ -206,8 +199,7 @@ int svc_start(struct service *s, char *err, size_t len)
 	/* An explicit start retries at once, and runs a finished oneshot again. */
 	if (s->state == ST_FAILED || s->state == ST_DONE || s->state == ST_BACKOFF) {
 		timer_cancel(&s->t_restart);
-		s->state = ST_STOPPED;
-		s->since = loop_now();
+		svc_set_state(s, ST_STOPPED);
 	}
 	deps_pull_up(s);
 	svc_set_stop_cause(s, "");
@@ -215,7 +207,7 @@ int svc_start(struct service *s, char *err, size_t len)
 	for (struct service *d = services; d; d = d->next)
 		if (d->want && (d->state == ST_FAILED || d->state == ST_BACKOFF)) {
 			timer_cancel(&d->t_restart);
-			d->state = ST_STOPPED;
+			svc_set_state(d, ST_STOPPED);
 		}
 	svc_schedule();
 	return 0;
@@ -240,7 +232,7 @@ int svc_restart(struct service *s, char *err, size_t len)
 		return svc_start(s, err, len);
 	deps_pull_up(s);
 	s->restarts++;
-	if (s->conf->mode == MODE_PREFORK && s->pool) {
+	if (s->mode->roll && s->pool) {
 		s->generation++;	/* generation by generation */
 		pool_roll(s);
 		return 0;

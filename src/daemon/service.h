@@ -7,6 +7,7 @@
 #define DROVER_SERVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "records.h"
@@ -86,7 +87,20 @@ void svc_end(struct service *s, enum svc_state st, const char *why);
  * until a reload or a start. */
 void svc_listen_failed(struct service *s, const char *err);
 extern unsigned long svc_state_changes;	/* bumped by every svc_set_state() */
+extern unsigned long svc_bad_transitions;	/* changes its table does not allow */
+/* The one way a running service's state changes (service_state.c). */
 void svc_set_state(struct service *s, enum svc_state st);
+bool svc_transition_allowed(enum svc_state from, enum svc_state to);
+/* Taking a service over (upgrade, handover): its state is set, not reached. */
+void svc_reset_state(struct service *s, enum svc_state st);
+/* Any process of s whose leader has not been reaped yet? */
+bool svc_has_live_leader(const struct service *s);
+/* The backoff's restart, at monotonic ms `at`. */
+void svc_arm_restart(struct service *s, int64_t at);
+/* The evaluation is over: tell the daemon (service_eval.c). */
+void svc_settled(void);
+/* The service a timer or watch belongs to. */
+#define SVC_OF(t, field) ((struct service *)((char *)(t) - offsetof(struct service, field)))
 void svc_set_reason(struct service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The reason shown in status ("" for none); clear it; the stop cause. A
  * reason is at most SVC_REASON_MAX - 1 bytes, longer ones are cut. The

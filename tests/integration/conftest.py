@@ -43,6 +43,9 @@ SLOW = 3.0 if SANITIZED else 1.0
 SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"SUMMARY: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer")
+# What droverd logs when its own rules are broken: a state change its
+# transition table does not allow (service_state.c).
+INTERNAL_ERROR = re.compile(r"droverd: error: internal error: .*")
 
 
 
@@ -266,6 +269,9 @@ class Droverd:
         m = SANITIZER_PATTERNS.search(self.log())
         if m:
             raise AssertionError(f"sanitizer report in droverd's log:\n{self.log()}")
+        m = INTERNAL_ERROR.search(self.log())
+        if m:
+            raise AssertionError(f"droverd broke its own rules: {m.group(0)}\n--- log:\n{self.log()}")
 
     def wait_log(self, pattern, timeout=10):
         rx = re.compile(pattern)

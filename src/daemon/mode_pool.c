@@ -1,0 +1,26 @@
+/* mode_pool.c - prefork and accept: a pool of processes (pool.c).
+ *
+ * prefork: workers share the listeners and report busy and idle; the pool
+ * grows and shrinks between min_procs and max_procs, and rolls to a new
+ * generation without a refused connection. accept: droverd accepts and
+ * starts one handler per connection (inetd). */
+#include "mode.h"
+
+#include "pool.h"
+
+const struct mode_ops mode_prefork = {
+	.name = "prefork",
+	.start = pool_start,
+	.exited = pool_proc_exited,
+	.notify = pool_notify,
+	.apply_live = pool_apply_live,
+	.roll = pool_roll,
+};
+
+const struct mode_ops mode_accept = {
+	.name = "accept",
+	.start = pool_start,
+	.exited = pool_proc_exited,
+	.notify = pool_notify,
+	.apply_live = pool_apply_live,
+};
