@@ -345,6 +345,7 @@ static void cmd_reload(struct conn *c, int argc, char **argv)
 	droverd_reloading(true);
 	rc = reload_run(&r, &errs);
 	droverd_reloading(false);
+	droverd_trim_memory();	/* the parser's working memory */
 	if (rc < 0) {
 		reload_failed(c, &errs);
 		conf_errors_free(&errs);

@@ -17,6 +17,7 @@
 
 #include "cgroup.h"
 #include "control.h"
+#include "current.h"
 #include "deps.h"
 #include "launch.h"
 #include "listen.h"
@@ -34,30 +35,9 @@
 #include "handover.h"
 #include "upgrade.h"
 
-static struct conf *current;
-static const char *conf_path = CONF_DEFAULT_PATH;
 static bool stopping, stopping_fast, told_ready;
 static int exit_code;
 static struct timer t_shutdown;	/* shutdown_timeout */
-
-struct conf *droverd_conf(void)
-{
-	return current;
-}
-
-void droverd_set_conf(struct conf *c)
-{
-	c->refs++;
-	if (current)
-		conf_release(current);
-	current = c;
-	listen_use_fdstore(c->fdstore);
-}
-
-const char *droverd_conf_path(void)
-{
-	return conf_path;
-}
 
 bool droverd_shutting_down(void)
 {
@@ -69,7 +49,7 @@ static void shutdown_due(struct timer *t)
 	char d[32];
 
 	(void)t;
-	duration_format(current->shutdown_timeout, d, sizeof(d));
+	duration_format(current_conf()->shutdown_timeout, d, sizeof(d));
 	log_warn("shutdown: services still running after shutdown_timeout (%s): killing what is left", d);
 	droverd_shutdown(true, exit_code);
 }
@@ -81,8 +61,8 @@ void droverd_shutdown(bool fast, int code)
 	if (!stopping) {
 		exit_code = code;
 		sdnotify_send("STOPPING=1\nSTATUS=stopping every service");
-		if (!fast && current->shutdown_timeout > 0)
-			timer_after(&t_shutdown, current->shutdown_timeout, shutdown_due);
+		if (!fast && current_conf()->shutdown_timeout > 0)
+			timer_after(&t_shutdown, current_conf()->shutdown_timeout, shutdown_due);
 	}
 	stopping = true;
 	stopping_fast = fast;
@@ -167,12 +147,13 @@ static void reload_on_signal(void)
 	struct conf_errors errs = { 0 };
 	struct reload_result r = { 0 };
 
-	log_info("SIGHUP: reloading %s", conf_path);
+	log_info("SIGHUP: reloading %s", current_path());
 	droverd_reloading(true);
 	reload_run(&r, &errs);
 	droverd_reloading(false);
 	conf_errors_free(&errs);
 	free(r.changes);
+	droverd_trim_memory();	/* the parser's working memory */
 }
 
 void droverd_on_signal(int sig)
@@ -204,11 +185,6 @@ void droverd_on_signal(int sig)
 	default:
 		break;
 	}
-}
-
-void droverd_set_conf_path(const char *path)
-{
-	conf_path = path;
 }
 
 int droverd_exit_code(void)
@@ -247,6 +223,7 @@ static struct rlimit raise_nofile(void)
  * over (its control and notify sockets are adopted, not made), or NULL. */
 static void setup(const char *control_override, const struct state_globals *g)
 {
+	struct conf *c = current_conf();
 	char err[512], def[256];
 	struct rlimit nofile;
 	const char *control;
@@ -261,18 +238,18 @@ static void setup(const char *control_override, const struct state_globals *g)
 	launch_init(&nofile, devnull);
 	if (loop_init() < 0 || sig_init(-1, droverd_on_signal) < 0)
 		fatal("cannot set up the event loop: %s", strerror(errno));
-	if (log_configure(current->log, current->log_path, err, sizeof(err)) < 0)
+	if (log_configure(c->log, c->log_path, err, sizeof(err)) < 0)
 		fatal("%s", err);
-	if (cgroup_init(current->cgroup, err, sizeof(err)) < 0) {
-		if (current->cgroup == CGROUP_YES)
+	if (cgroup_init(c->cgroup, err, sizeof(err)) < 0) {
+		if (c->cgroup == CGROUP_YES)
 			fatal("cgroup = yes, but services cannot be tracked in cgroups: %s", err);
 		log_warn("services are not tracked in cgroups (cgroup = auto): %s", err);
 	}
 	if (notify_open(g ? g->notify_fd : -1) < 0)
 		fatal("cannot create the notification socket: %s", strerror(errno));
 	control = g ? g->control_path : control_override ? control_override
-		: current->control ? current->control : default_control(def, sizeof(def));
-	if (control_open(control, current->control_group != NULL, current->control_gid,
+		: c->control ? c->control : default_control(def, sizeof(def));
+	if (control_open(control, c->control_group != NULL, c->control_gid,
 			 g ? g->control_fd : -1, err, sizeof(err)) < 0)
 		fatal("%s", err);
 	if (g && g->sdnotify[0])
@@ -282,8 +259,10 @@ static void setup(const char *control_override, const struct state_globals *g)
 
 static void start_services(bool fresh)
 {
-	for (int i = 0; i < current->nsvcs; i++)
-		if (!svc_new(current->svcs[i], current))
+	struct conf *c = current_conf();
+
+	for (int i = 0; i < c->nsvcs; i++)
+		if (!svc_new(c->svcs[i], c))
 			fatal("out of memory");
 	if (fresh)
 		listen_adopt_passed(services);

@@ -19,11 +19,6 @@ void droverd_cancel_shutdown(void);
 void droverd_after_evaluation(void);
 /* Around a reload: tells systemd (RELOADING=1 ... READY=1). */
 void droverd_reloading(bool begin);
-/* The configuration now in force. */
-struct conf *droverd_conf(void);
-void droverd_set_conf(struct conf *c);
-const char *droverd_conf_path(void);
-void droverd_set_conf_path(const char *path);
 /* After a burst of short-lived memory (a configuration read, a large
  * control reply): hand the freed pages back to the kernel. */
 void droverd_trim_memory(void);

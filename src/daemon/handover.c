@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "control.h"
 #include "deps.h"
 #include "droverd.h"
@@ -33,7 +34,7 @@
 #include "sdnotify.h"
 #include "spawn.h"
 #include "state.h"
-#include "upgrade.h"
+#include "self.h"
 
 enum { QUIT_GRACE_MS = 5000, ORPHANS_MAX = 4096 };
 
@@ -275,7 +276,7 @@ static void ready_timeout(struct timer *t)
 	kill(h.peer, SIGTERM);
 	timer_after(&h.t_timeout, longest_stop_timeout() + QUIT_GRACE_MS, quit_timeout);
 	reply(1, "the new droverd (pid %d) was not ready within %llds; nothing changed, this droverd "
-	      "(pid %d) carries on", (int)h.peer, (long long)droverd_conf()->upgrade_timeout / 1000,
+	      "(pid %d) carries on", (int)h.peer, (long long)current_conf()->upgrade_timeout / 1000,
 	      (int)getpid());
 	/* Its exit (peer_exited) finds phase IDLE and only cleans up. */
 	h.phase = IDLE;
@@ -354,7 +355,7 @@ static int spawn_new(int state_fd, int channel, char *err, size_t len)
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), fds[3], keep[LISTEN_MAX * 256 + 8];
 	int nkeep = 0;
 	char **env;
-	struct spawn_req r = { .argv = upgrade_argv(), .umask = 022 };
+	struct spawn_req r = { .argv = self_exec_argv(), .umask = 022 };
 	struct spawn_result res;
 
 	snprintf(var_state, sizeof(var_state), "DROVER_STATE_FD=%d", state_fd);
@@ -372,7 +373,7 @@ static int spawn_new(int state_fd, int channel, char *err, size_t len)
 	r.nfds = 3;
 	r.keep = keep;
 	r.nkeep = nkeep;
-	if (!(env = upgrade_environment(extra, 2))) {
+	if (!(env = self_environment(extra, 2))) {
 		snprintf(err, len, "out of memory");
 		close(devnull);
 		return -1;
@@ -429,7 +430,7 @@ void handover_begin(struct conn *client)
 	loop_add(&h.w_msg, pair[0], EPOLLIN, message_event);
 	h.phase = STARTING;
 	h.got_done = false;
-	timer_after(&h.t_timeout, droverd_conf()->upgrade_timeout, ready_timeout);
+	timer_after(&h.t_timeout, current_conf()->upgrade_timeout, ready_timeout);
 	log_info("handover: started the new droverd, pid %d; waiting until its services are up", (int)h.peer);
 }
 
@@ -603,11 +604,11 @@ bool handover_takeover(const char *control_override)
 	 * is the one running; one changed since, so that it no longer reads
 	 * or names other services, ends the handover here, and the old
 	 * droverd carries on. */
-	if (!(c = conf_load(droverd_conf_path(), geteuid() == 0, &errs)))
+	if (!(c = conf_load(current_path(), geteuid() == 0, &errs)))
 		fatal("handover: the configuration: %s", errs.n ? errs.msg[0] : "cannot be read");
 	if (state_check(&st, c, err, sizeof(err)) < 0 || state_verify_fds(&st, err, sizeof(err)) < 0)
 		fatal("handover: %s", err);
-	droverd_set_conf(c);
+	current_set(c);
 	st.g.notify_fd = -1;	/* a socket of our own for our processes */
 	/* Until the old one lets go, systemd hears nothing from us, and the
 	 * socket files we share are not ours to remove. */

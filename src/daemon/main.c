@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "cgroup.h"
 #include "control.h"
 #include "control_cmd.h"
@@ -28,6 +29,7 @@
 #include "proc.h"
 #include "reap.h"
 #include "reload.h"
+#include "self.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "sig.h"
@@ -115,12 +117,12 @@ static _Noreturn void check_takeover(const char *fdtext)
 static struct conf *load_or_die(bool check_only)
 {
 	struct conf_errors errs = { 0 };
-	struct conf *c = conf_load(droverd_conf_path(), geteuid() == 0, &errs);
+	struct conf *c = conf_load(current_path(), geteuid() == 0, &errs);
 
 	for (int i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	if (!c) {
-		fprintf(stderr, "droverd: %s: %d error%s\n", droverd_conf_path(), errs.n, errs.n == 1 ? "" : "s");
+		fprintf(stderr, "droverd: %s: %d error%s\n", current_path(), errs.n, errs.n == 1 ? "" : "s");
 		conf_errors_free(&errs);
 		exit(1);
 	}
@@ -132,7 +134,7 @@ static struct conf *load_or_die(bool check_only)
 			fprintf(stderr, "droverd: %s\n", err);
 			exit(1);
 		}
-		printf("%s: configuration is valid (%d service%s)\n", droverd_conf_path(), c->nsvcs,
+		printf("%s: configuration is valid (%d service%s)\n", current_path(), c->nsvcs,
 		       c->nsvcs == 1 ? "" : "s");
 		conf_free(c);
 		exit(0);
@@ -151,10 +153,10 @@ int main(int argc, char **argv)
 	int opt;
 
 	wire();
-	upgrade_init(argc, argv);
+	self_init(argc, argv);
 	while ((opt = getopt_long(argc, argv, "c:S:tvh", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': droverd_set_conf_path(optarg); break;
+		case 'c': current_set_path(optarg); break;
 		case 'S': control_override = optarg; break;
 		case 't': check_only = true; break;
 		case 'v': log_set_verbose(true); break;
@@ -177,11 +179,11 @@ int main(int argc, char **argv)
 		upgrade_report();
 	} else {
 		current = load_or_die(check_only);
-		droverd_set_conf(current);
+		current_set(current);
 		droverd_start(control_override, NULL);
 		droverd_trim_memory();	/* the parser's working memory */
 		log_info("droverd %s started (pid %d), %d services from %s, control socket %s",
-			 DROVER_VERSION, (int)getpid(), current->nsvcs, droverd_conf_path(), control_path());
+			 DROVER_VERSION, (int)getpid(), current->nsvcs, current_path(), control_path());
 	}
 	loop_set_idle(svc_evaluate_all);
 	loop_run();

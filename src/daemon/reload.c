@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "deps.h"
-#include "droverd.h"
 #include "listen.h"
 #include "log.h"
 #include "service.h"
@@ -91,7 +91,7 @@ static void remove_missing(struct conf *c, struct reload_result *w, struct tally
 
 static void apply_globals(struct conf *c)
 {
-	struct conf *old = droverd_conf();
+	struct conf *old = current_conf();
 	char err[300];
 
 	if (old->log != c->log || (c->log == LOG_FILE && strcmp(old->log_path, c->log_path) != 0)) {
@@ -107,7 +107,7 @@ static void apply_globals(struct conf *c)
 
 int reload_run(struct reload_result *w, struct conf_errors *errs)
 {
-	struct conf *c = conf_load(droverd_conf_path(), geteuid() == 0, errs);
+	struct conf *c = conf_load(current_path(), geteuid() == 0, errs);
 	struct tally t = { 0 };
 
 	if (!c) {
@@ -122,9 +122,8 @@ int reload_run(struct reload_result *w, struct conf_errors *errs)
 	remove_missing(c, w, &t);
 	for (int i = 0; i < c->nsvcs; i++)
 		apply_one(c->svcs[i], c, w, &t);
-	droverd_set_conf(c);
+	current_set(c);
 	conf_release(c);
-	droverd_trim_memory();	/* the parser's working memory */
 	/* New requirements of services that are up are wanted too. */
 	for (struct service *s = services; s; s = s->next)
 		if (s->want)

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "buf.h"
-#include "droverd.h"
 #include "handover.h"
 #include "listen.h"
 #include "output.h"
@@ -146,7 +146,7 @@ static bool take_listeners(struct state *st, int svc, struct service *s)
 
 static bool take(struct state *st, bool with_procs)
 {
-	struct conf *c = droverd_conf();
+	struct conf *c = current_conf();
 	int i = 0;
 
 	if (with_procs) {

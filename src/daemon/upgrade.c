@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "control.h"
 #include "droverd.h"
 #include "handover.h"
@@ -31,14 +32,11 @@
 #include "sdnotify.h"
 #include "service.h"
 #include "spawn.h"
+#include "self.h"
 #include "state.h"
-
-extern char **environ;
 
 enum { CHECK_TIMEOUT_MS = 15000, CHECK_OUTPUT_MAX = 8192 };
 
-static char **saved_argv;
-static char exe_path[PATH_MAX];
 
 /* The check of a new binary, running in a child. */
 static struct {
@@ -56,23 +54,6 @@ static struct {
 static int report_fd = -1;
 static char report_msg[512];
 static int report_status;
-
-void upgrade_init(int argc, char **argv)
-{
-	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
-	const char *deleted = " (deleted)";
-
-	(void)argc;
-	saved_argv = argv;
-	if (n < 0) {
-		exe_path[0] = '\0';
-		return;
-	}
-	exe_path[n] = '\0';
-	/* Replaced on disk already: the path is what counts. */
-	if ((size_t)n > strlen(deleted) && strcmp(exe_path + n - strlen(deleted), deleted) == 0)
-		exe_path[n - strlen(deleted)] = '\0';
-}
 
 static void finish(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void finish(int status, const char *fmt, ...)
@@ -119,12 +100,12 @@ static const char *removed_still_stopping(char *why, size_t len)
 static const char *same_configuration(char *why, size_t len)
 {
 	struct conf_errors errs = { 0 };
-	struct conf *now = droverd_conf(), *disk;
+	struct conf *now = current_conf(), *disk;
 	const char *bad = NULL;
 
 	if (removed_still_stopping(why, len))
 		return why;
-	if (!(disk = conf_load(droverd_conf_path(), geteuid() == 0, &errs))) {
+	if (!(disk = conf_load(current_path(), geteuid() == 0, &errs))) {
 		snprintf(why, len, "the configuration on disk is invalid (%s); fix it first",
 			 errs.n ? errs.msg[0] : "?");
 		conf_errors_free(&errs);
@@ -146,40 +127,6 @@ static const char *same_configuration(char *why, size_t len)
 	}
 	conf_free(disk);
 	return bad;
-}
-
-char **upgrade_argv(void)
-{
-	saved_argv[0] = exe_path;	/* what is executed is the path, now */
-	return saved_argv;
-}
-
-const char *upgrade_exe(void)
-{
-	return exe_path;
-}
-
-/* The environment for the new image: droverd's own, without what an
- * earlier upgrade left, plus the descriptors of this one. */
-char **upgrade_environment(const char *const *extra, int nextra)
-{
-	int n = 0, k = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	if (!(env = calloc((size_t)n + (size_t)nextra + 1, sizeof(char *))))
-		return NULL;
-	for (int i = 0; i < n; i++)
-		if (strncmp(environ[i], "DROVER_STATE_FD=", 16) != 0 &&
-		    strncmp(environ[i], "DROVER_OLD_EXE_FD=", 18) != 0 &&
-		    strncmp(environ[i], "DROVER_UPGRADE_ERROR=", 21) != 0 &&
-		    strncmp(environ[i], "DROVER_CHECK_STATE_FD=", 22) != 0)
-			env[k++] = environ[i];
-	for (int i = 0; i < nextra; i++)
-		env[k++] = (char *)extra[i];
-	env[k] = NULL;
-	return env;
 }
 
 static void exec_new_image(void)
@@ -210,10 +157,10 @@ static void exec_new_image(void)
 	fcntl(state_fd, F_SETFD, 0);
 	snprintf(var_state, sizeof(var_state), "DROVER_STATE_FD=%d", state_fd);
 	snprintf(var_exe, sizeof(var_exe), "DROVER_OLD_EXE_FD=%d", old_exe);
-	log_info("upgrade: executing %s", exe_path);
+	log_info("upgrade: executing %s", self_exe());
 	sdnotify_send("RELOADING=1\nSTATUS=upgrading droverd");
-	if ((env = upgrade_environment(extra, 2)))
-		execve(exe_path, saved_argv, env);
+	if ((env = self_environment(extra, 2)))
+		execve(self_exe(), self_argv(), env);
 	/* Still here: nothing changed. */
 	snprintf(err, sizeof(err), "%s", strerror(env ? errno : ENOMEM));
 	free(env);
@@ -221,7 +168,7 @@ static void exec_new_image(void)
 	close(state_fd);
 	close(old_exe);
 	sdnotify_send("READY=1");
-	finish(1, "cannot exec %s: %s", exe_path, err);
+	finish(1, "cannot exec %s: %s", self_exe(), err);
 }
 
 static void check_done(int status)
@@ -254,7 +201,7 @@ static void check_done(int status)
 	svc_describe_status(status, what, sizeof(what));
 	while (job.out.len && job.out.data[job.out.len - 1] == '\n')
 		job.out.data[--job.out.len] = '\0';
-	finish(1, "the new binary %s failed its check (%s)%s%s; nothing changed", exe_path, what,
+	finish(1, "the new binary %s failed its check (%s)%s%s; nothing changed", self_exe(), what,
 	       job.out.len ? ": " : "", buf_cstr(&job.out));
 	buf_free(&job.out);
 }
@@ -303,7 +250,7 @@ bool upgrade_reaped(pid_t pid, int status)
 static bool start_check(char *err, size_t len)
 {
 	struct state_globals g = { .control_fd = -1, .notify_fd = -1, .client_fd = -1 };
-	char *argv[] = { exe_path, "-t", "-c", (char *)droverd_conf_path(), NULL };
+	char *argv[] = { (char *)self_exe(), "-t", "-c", (char *)current_path(), NULL };
 	const char *extra[] = { "DROVER_CHECK_STATE_FD=3" };
 	int pipefd[2], devnull = open("/dev/null", O_RDWR | O_CLOEXEC), state_fd;
 	struct spawn_req r = { .argv = argv, .umask = 022 };
@@ -327,7 +274,7 @@ static bool start_check(char *err, size_t len)
 	fds[3] = state_fd;
 	r.fds = fds;
 	r.nfds = 4;
-	r.envp = env = upgrade_environment(extra, 1);
+	r.envp = env = self_environment(extra, 1);
 	if (!env || spawn_process(&r, &res) < 0) {
 		if (env)
 			spawn_describe_error(&r, &res, err, len);
@@ -373,7 +320,7 @@ void upgrade_request(struct conn *c, bool handover)
 	job.client = c;
 	job.active = true;
 	job.handover = handover;
-	if (!exe_path[0]) {
+	if (!self_exe()[0]) {
 		finish(1, "cannot tell which binary droverd runs (/proc/self/exe)");
 		return;
 	}
@@ -382,9 +329,9 @@ void upgrade_request(struct conn *c, bool handover)
 		return;
 	}
 	if (handover)
-		log_info("upgrade: checking %s against %s", exe_path, droverd_conf_path());
+		log_info("upgrade: checking %s against %s", self_exe(), current_path());
 	else
-		log_info("upgrade: checking %s against the configuration in force", exe_path);
+		log_info("upgrade: checking %s against the configuration in force", self_exe());
 	if (!start_check(why, sizeof(why)))
 		finish(1, "cannot check the new binary: %s", why);
 }
@@ -407,8 +354,8 @@ static _Noreturn void fall_back(int state_fd, int old_exe, const char *reason)
 		reason);
 	snprintf(var_state, sizeof(var_state), "DROVER_STATE_FD=%d", state_fd);
 	snprintf(var_err, sizeof(var_err), "DROVER_UPGRADE_ERROR=%s", reason);
-	if ((env = upgrade_environment(extra, 2)))
-		execveat(old_exe, "", saved_argv, env, AT_EMPTY_PATH);
+	if ((env = self_environment(extra, 2)))
+		execveat(old_exe, "", self_argv(), env, AT_EMPTY_PATH);
 	fprintf(stderr, "droverd: cannot run the old image again: %s\n", strerror(errno));
 	exit(1);
 }
@@ -474,7 +421,7 @@ bool upgrade_takeover(const char *control_override)
 	fatal_state_fd = state_fd;
 	fatal_old_exe = old_exe;
 	log_on_fatal(fatal_during_takeover);
-	droverd_set_conf(c);
+	current_set(c);
 	droverd_start(control_override, &st.g);
 	if (state_apply(&st, err, sizeof(err)) < 0) {
 		state_free(&st);

@@ -15,8 +15,6 @@
 
 struct conn;
 
-/* Remember how droverd was started (at the very beginning of main). */
-void upgrade_init(int argc, char **argv);
 /* Start an upgrade; c is the requesting connection or NULL (SIGUSR2). */
 void upgrade_request(struct conn *c, bool handover);
 /* The reaper found pid unknown to the process table: ours? */
@@ -30,11 +28,4 @@ void upgrade_forget_client(struct conn *c);
 bool upgrade_takeover(const char *control_override);
 /* After the takeover: answer the client that asked (if any). */
 void upgrade_report(void);
-/* How droverd was started, for the new image (argv[0] is the binary's
- * path); droverd's environment without upgrade variables, plus extra
- * (malloc'd array; free it, not its strings). */
-char **upgrade_argv(void);
-const char *upgrade_exe(void);
-char **upgrade_environment(const char *const *extra, int nextra);
-
 #endif
