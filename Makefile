@@ -5,6 +5,8 @@
 #   make check          install test dependencies (apt-get) and run every test:
 #                       unit tests, integration tests, and the integration
 #                       tests again against an ASan+UBSan build
+#   make layers         check that no #include in src/daemon goes up a layer
+#                       (src/daemon/LAYERS, tools/layercheck.py); part of check
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz           build the libFuzzer targets (clang) and run each for
 #                       FUZZ_TIME seconds; see tests/fuzz/README.md
@@ -58,7 +60,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PROGRAMS := $(BUILD)/droverd $(BUILD)/drover $(BUILD)/libdrover.a $(BUILD)/libdrover.so \
             $(BUILD)/drover.pc $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all run run-web check check-deps unit integration integration-asan install clean lint
+.PHONY: all run run-web check check-deps unit integration integration-asan install clean lint layers
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -150,6 +152,7 @@ integration-asan:
 check: check-deps
 	$(MAKE) all
 	$(MAKE) lint
+	$(MAKE) layers
 	$(MAKE) unit
 	$(MAKE) fuzz-replay
 	$(MAKE) integration
@@ -164,6 +167,12 @@ lint:
 	@set -e; for f in $(LIB_SRC) $(DAEMON_SRC) $(CLIENT_SRC) $(LIBD_SRC); do \
 	  out=$$(clang-tidy -quiet $$f -- -std=c11 $(LINT_FLAGS) 2>/dev/null); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; done; echo "lint: clean"
+
+# droverd's layers (src/daemon/LAYERS): no #include goes up a layer, no
+# include cycle of more than three modules; part of `make check`.
+layers:
+	$(PYTHON) tools/layercheck.py src/daemon
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/tools
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
