@@ -28,6 +28,9 @@ endif
 # -Os: droverd is a control plane that waits on system calls; smaller code
 # is fewer resident pages (bench/run.py measures its RSS).
 CFLAGS  ?= -Os -g
+# droverd's layers, one directory each (src/daemon/LAYERS, doc/ARCHITECTURE.md).
+DAEMON_DIRS := runtime mech policy top
+DAEMON_INC  := $(addprefix -Isrc/daemon/,$(DAEMON_DIRS))
 CPPFLAGS_ALL = -D_GNU_SOURCE -DDROVER_VERSION='"$(VERSION)"' -Isrc/lib -Isrc/libdrover
 ifeq ($(SAN),1)
 CFLAGS_ALL = -std=c11 $(WARN) $(CFLAGS) -fno-omit-frame-pointer \
@@ -43,7 +46,7 @@ LDFLAGS_ALL = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 endif
 
 LIB_SRC     := $(wildcard src/lib/*.c)
-DAEMON_SRC  := $(wildcard src/daemon/*.c)
+DAEMON_SRC  := $(foreach d,$(DAEMON_DIRS),$(wildcard src/daemon/$(d)/*.c))
 CLIENT_SRC  := $(wildcard src/client/*.c)
 LIBD_SRC    := $(wildcard src/libdrover/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -70,7 +73,10 @@ $(BUILD)/obj/%.o: %.c Makefile
 
 # spawn.c's child may call no library function (see the warning there):
 # gcc must not turn its loops into calls to strlen or memcpy.
-$(BUILD)/obj/src/daemon/spawn.o: CFLAGS_ALL += -fno-tree-loop-distribute-patterns
+# droverd's sources find each other's headers across its layer directories.
+$(DAEMON_OBJ): CPPFLAGS_ALL += $(DAEMON_INC)
+
+$(BUILD)/obj/src/daemon/runtime/spawn.o: CFLAGS_ALL += -fno-tree-loop-distribute-patterns
 
 $(BUILD)/obj/%.pic.o: %.c Makefile
 	@mkdir -p $(dir $@)
@@ -84,7 +90,7 @@ $(BUILD)/libshared.a: $(LIB_OBJ)
 $(BUILD)/libdaemon.a: $(filter-out %/main.o,$(DAEMON_OBJ))
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/droverd: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libdaemon.a $(BUILD)/libshared.a
+$(BUILD)/droverd: $(BUILD)/obj/src/daemon/top/main.o $(BUILD)/libdaemon.a $(BUILD)/libshared.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/drover: $(CLIENT_OBJ) $(BUILD)/libshared.a
@@ -107,7 +113,7 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libdrover.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdaemon.a $(BUILD)/libshared.a $(BUILD)/libdrover.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CPPFLAGS_ALL) -Isrc/daemon $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
+	@$(CC) $(CPPFLAGS_ALL) $(DAEMON_INC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ -lcmocka
 
 # As root droverd reads only a configuration whose whole path is root's
 # alone (drover.conf(5)), which a checkout in /tmp or in a home directory is
@@ -160,7 +166,7 @@ check: check-deps
 	$(MAKE) integration-asan
 
 # Static analysis; part of `make check`. .clang-tidy says which checks.
-LINT_FLAGS = -D_GNU_SOURCE -DDROVER_VERSION='"lint"' -Isrc/lib -Isrc/libdrover -Isrc/daemon
+LINT_FLAGS = -D_GNU_SOURCE -DDROVER_VERSION='"lint"' -Isrc/lib -Isrc/libdrover $(DAEMON_INC)
 lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr $(LINT_FLAGS) src
@@ -219,7 +225,7 @@ FUZZ_BIN := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
 $(FUZZ_BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (fuzz)"
-	@$(FUZZ_CC) $(CPPFLAGS_ALL) -Isrc/daemon $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	@$(FUZZ_CC) $(CPPFLAGS_ALL) $(DAEMON_INC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/libshared.a: $(call fuzz_obj,$(LIB_SRC))
 	rm -f $@ && ar rcs $@ $^

@@ -293,6 +293,10 @@ class Soak:
         with self.log_lock:
             self.dlog.write(f"[{t:11.6f}] {line}\n")
             self.timeline.write(f"[{t:11.6f}] {line}\n")
+        # droverd breaking its own rules (a state change outside its
+        # transition table) fails the run like a failed connection.
+        if "error: internal error:" in line:
+            self.fail(f"droverd: {line}")
 
     def drover(self, *args, timeout=90):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
