@@ -128,6 +128,15 @@ void fake_advance(int64_t ms)
 	fake_now = until;
 }
 
+void fake_late(int64_t ms)
+{
+	struct timer *t = first_timer();
+
+	fake_now += ms;
+	if (t && t->when <= fake_now)
+		fire_batch();
+}
+
 bool fake_step(void)
 {
 	if (!first_timer())

@@ -58,6 +58,9 @@ struct service *fake_svc(const char *name);
 /* Moves the clock ms forward, firing the timers that fall due on the way,
  * each at its deadline, and evaluating after each batch. */
 void fake_advance(int64_t ms);
+/* The loop was busy: the clock jumps ms forward at once, and only then
+ * does what fell due on the way fire, late, at the new time. */
+void fake_late(int64_t ms);
 /* Moves the clock to the next armed timer's deadline and fires what is
  * due then; false if no timer is armed. */
 bool fake_step(void);

@@ -144,8 +144,23 @@ static void test_grows_one_per_connection(void **state)
 	assert_no_bad_transition();
 }
 
+/* web grown to max_procs, every worker busy; w gets them, oldest first. */
+static void grow_to_four(struct proc **w)
+{
+	workers(w, 8);
+	busy(w[0]);
+	busy(w[1]);
+	assert_true(fake_connection("web"));
+	w[2] = fake_proc("web");
+	busy(w[2]);
+	assert_true(fake_connection("web"));
+	w[3] = fake_proc("web");
+	assert_int_equal(count_workers(), 4);
+}
+
 /* Idle workers above procs retire after idle_timeout, the longest idle
- * first, never below procs. */
+ * first, never below procs; a retired worker's exit is no failure, even
+ * one that never served and lived less than min_uptime. */
 static void test_retires_idle_above_procs(void **state)
 {
 	struct proc *w[8];
@@ -154,46 +169,59 @@ static void test_retires_idle_above_procs(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
-	busy(w[0]);
-	busy(w[1]);
-	fake_connection("web");
-	w[2] = fake_proc("web");
-	busy(w[2]);
-	fake_connection("web");
-	w[3] = fake_proc("web");
-	busy(w[3]);
-	assert_int_equal(count_workers(), 4);
+	grow_to_four(w);
 	for (int i = 0; i < 4; i++)
 		pid[i] = w[i]->pid;
 	t0 = fake_now;
+	fake_notify(w[3], "READY", "1");	/* idle, never served */
+	fake_advance(1000);
 	idle(w[2]);
 	fake_advance(1000);
 	idle(w[0]);
-	fake_advance(1000);
-	idle(w[3]);
 	fake_advance(1000);
 	idle(w[1]);
 	fake_advance(1999);	/* t0 + 4999 */
 	for (int i = 0; i < 4; i++)
 		assert_false(fake_stop_asked(pid[i]));
-	fake_advance(1);	/* w[2] idle for 5 s */
+	fake_advance(1);	/* w[3] idle for 5 s */
 	assert_int_equal(fake_now, t0 + 5000);
-	assert_true(fake_signalled(pid[2], SIGTERM));
-	assert_false(fake_stop_asked(pid[0]));
-	assert_true(fake_log_has("retiring worker pid"));
-	fake_advance(1000);	/* w[0] idle for 5 s: down to procs */
-	assert_true(fake_stop_asked(pid[0]));
+	assert_true(fake_signalled(pid[3], SIGTERM));
+	assert_false(fake_stop_asked(pid[2]));
+	assert_true(fake_log_has("I: web: retiring worker pid"));
+	fake_exit(w[3], FAKE_KILLED(SIGTERM));	/* up 5 s, served nothing */
+	assert_false(fake_log_has("throttling"));
+	assert_false(fake_log_has("W: web: worker pid"));
+	fake_advance(1000);	/* w[2] idle for 5 s: down to procs */
+	assert_true(fake_stop_asked(pid[2]));
 	fake_advance(60000);
-	assert_false(fake_stop_asked(pid[3]));
+	assert_false(fake_stop_asked(pid[0]));
 	assert_false(fake_stop_asked(pid[1]));
 	assert_int_equal(count_workers(), 2);
-	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
-	/* The retired ones' exits are no failure. */
 	fake_exit(w[2], FAKE_KILLED(SIGTERM));
-	fake_exit(w[0], FAKE_KILLED(SIGTERM));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
+	assert_int_equal(fake_svc("web")->restarts, 0);
 	assert_state("web", ST_READY);
+	assert_no_bad_transition();
+}
+
+/* All idle at once: only those above procs retire. */
+static void test_retires_down_to_procs_only(void **state)
+{
+	struct proc *w[8];
+	int stopped = 0;
+
+	(void)state;
+	fake_boot(web);
+	grow_to_four(w);
+	busy(w[3]);
+	for (int i = 0; i < 4; i++)
+		idle(w[i]);
+	fake_advance(5000);
+	for (int i = 0; i < 4; i++)
+		stopped += fake_stop_asked(w[i]->pid);
+	assert_int_equal(stopped, 2);
+	assert_int_equal(count_workers(), 2);
+	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
 	assert_no_bad_transition();
 }
 
@@ -359,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ready_notify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grows_one_per_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retires_idle_above_procs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retires_down_to_procs_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_worker_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),

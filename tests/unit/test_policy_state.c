@@ -378,6 +378,22 @@ static void test_timer_every(void **state)
 	assert_no_bad_transition();
 }
 
+/* A run the loop fires late does not shift the schedule: the next is
+ * still a multiple of `every` from the first. */
+static void test_timer_late_run_keeps_schedule(void **state)
+{
+	(void)state;
+	fake_boot("[service t]\nmode = timer\ncommand = /bin/tick\nevery = 10s\n");
+	fake_late(10700);	/* due at 11000, fired at 11700 */
+	assert_int_equal(fake_launch_time("t", 0), 11700);
+	fake_exit(fake_proc("t"), FAKE_EXITED(0));
+	fake_advance(9299);
+	assert_int_equal(fake_count(FK_LAUNCH, "t"), 1);
+	fake_advance(1);
+	assert_int_equal(fake_launch_time("t", 1), 21000);
+	assert_no_bad_transition();
+}
+
 static void test_timer_skips_overlapping_run(void **state)
 {
 	struct proc *p;
@@ -455,6 +471,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_critical_ends_droverd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_critical_signal_and_oneshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_every, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_late_run_keeps_schedule, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_skips_overlapping_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
 	};
