@@ -35,6 +35,15 @@ int fake_critical_code;
 
 /* ---- the clock and the timers -------------------------------------------- */
 
+/* realloc, or the test fails. */
+static void *grow(void *v, size_t n, size_t size)
+{
+	void *w = realloc(v, n * size);
+
+	assert_non_null(w);
+	return w;
+}
+
 static struct timer **timers;	/* armed timers; t->idx is position + 1 */
 static unsigned long *seqs;	/* arming order, for equal deadlines */
 static unsigned ntimers, cap_timers;
@@ -65,10 +74,8 @@ void timer_at(struct timer *t, int64_t when, timer_fn *fn)
 	timer_cancel(t);
 	if (ntimers == cap_timers) {
 		cap_timers = cap_timers ? 2 * cap_timers : 64;
-		timers = realloc(timers, cap_timers * sizeof(*timers));
-		seqs = realloc(seqs, cap_timers * sizeof(*seqs));
-		assert_non_null(timers);
-		assert_non_null(seqs);
+		timers = grow(timers, cap_timers, sizeof(struct timer *));
+		seqs = grow(seqs, cap_timers, sizeof(*seqs));
 	}
 	t->when = when;
 	t->fn = fn;
@@ -177,8 +184,7 @@ static struct fake_event *record(enum fake_kind kind, const struct service *s, p
 
 	if (nevents == cap_events) {
 		cap_events = cap_events ? 2 * cap_events : 64;
-		events = realloc(events, (size_t)cap_events * sizeof(*events));
-		assert_non_null(events);
+		events = grow(events, (size_t)cap_events, sizeof(*events));
 	}
 	e = &events[nevents++];
 	memset(e, 0, sizeof(*e));
@@ -394,7 +400,7 @@ int listen_open(struct service *s, char *err, size_t len)
 			s->lis[i].svc = s;
 		}
 	}
-	for (int i = 0; i < s->nlis; i++)
+	for (int i = 0; s->lis && i < s->nlis; i++)
 		if (s->lis[i].fd < 0)
 			s->lis[i].fd = next_fd++;
 	return 0;
@@ -569,8 +575,7 @@ void log_msg(enum log_level lv, const char *fmt, ...)
 	n = strlen(line) + 4;
 	if (loglen + n + 1 > logcap) {
 		logcap = 2 * (loglen + n + 1);
-		logbuf = realloc(logbuf, logcap);
-		assert_non_null(logbuf);
+		logbuf = grow(logbuf, logcap, 1);
 	}
 	snprintf(logbuf + loglen, logcap - loglen, "%c: %s\n", lvl[lv], line);
 	loglen += n;
@@ -642,8 +647,10 @@ struct conf *fake_boot(const char *text)
 	for (int i = 0; i < errs.n; i++)
 		print_message("  configuration: %s\n", errs.msg[i]);
 	conf_errors_free(&errs);
-	if (!c)
+	if (!c) {
 		fail_msg("configuration refused");
+		return NULL;
+	}
 	c->refs++;		/* ours, until fake_teardown */
 	booted = c;
 	/* As droverd's start_services: every service, then what is not

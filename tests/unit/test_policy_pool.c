@@ -119,7 +119,7 @@ static void test_grows_one_per_connection(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	fake_notify(w[0], "READY", "1");
 	fake_notify(w[1], "READY", "1");
 	assert_false(fake_watching("web"));	/* two idle */
@@ -147,7 +147,7 @@ static void test_grows_one_per_connection(void **state)
 /* web grown to max_procs, every worker busy; w gets them, oldest first. */
 static void grow_to_four(struct proc **w)
 {
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	busy(w[0]);
 	busy(w[1]);
 	assert_true(fake_connection("web"));
@@ -256,7 +256,7 @@ static void test_dead_worker_replaced(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	busy(w[0]);
 	fake_exit(w[0], FAKE_KILLED(SIGSEGV));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 3);
@@ -281,7 +281,7 @@ static void test_throttled(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	t0 = fake_now;
 	fake_exit(w[0], FAKE_EXITED(1));
 	assert_true(fake_log_has("before serving a connection; throttling the pool for 1s"));
@@ -298,7 +298,7 @@ static void test_throttled(void **state)
 	assert_int_equal(fake_launch_time("web", 2), t0 + 2000);
 	assert_int_equal(fake_svc("web")->restarts, 2);
 	/* Workers that speak the protocol: ready again at their READY=1. */
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	fake_notify(w[0], "READY", "1");
 	assert_state("web", ST_READY);
 	assert_no_bad_transition();
@@ -317,7 +317,7 @@ static void test_throttle_over_silent_pool_is_ready(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	fake_exit(w[0], FAKE_EXITED(1));
 	fake_exit(w[1], FAKE_EXITED(1));
 	assert_state("web", ST_BACKOFF);
@@ -337,7 +337,7 @@ static void test_stop(void **state)
 
 	(void)state;
 	fake_boot(web);
-	workers(w, 8);
+	assert_int_equal(workers(w, 8), 2);
 	assert_int_equal(svc_stop(fake_svc("web"), err, sizeof(err)), 0);
 	fake_evaluate();
 	assert_true(fake_stop_asked(w[0]->pid));
