@@ -117,16 +117,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdaemon.a $(BUILD)/libshared.a $(BUI
 
 # The service policy alone, on the fake mechanisms of tests/unit/fake_mech.c
 # (never libdaemon.a: it would bring the real ones): test_policy_*.c.
-POLICY_SRC := src/daemon/service.c src/daemon/service_state.c src/daemon/service_eval.c \
-              src/daemon/deps.c src/daemon/pool.c src/daemon/mode_main.c src/daemon/mode_timer.c \
-              src/daemon/mode_pool.c src/daemon/mode_demand.c
-POLICY_OBJ := $(call obj,$(POLICY_SRC) src/daemon/schedule.c)
+POLICY_SRC := $(wildcard src/daemon/policy/*.c)
+POLICY_OBJ := $(call obj,$(POLICY_SRC) src/daemon/runtime/schedule.c)
 
 $(BUILD)/tests/test_policy_%: tests/unit/test_policy_%.c tests/unit/fake_mech.c tests/unit/fake_mech.h \
 		$(POLICY_OBJ) $(BUILD)/libshared.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CPPFLAGS_ALL) -Isrc/daemon -Itests/unit $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(filter-out %.h,$^) -lcmocka
+	@$(CC) $(CPPFLAGS_ALL) $(DAEMON_INC) -Itests/unit $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(filter-out %.h,$^) -lcmocka
 
 # As root droverd reads only a configuration whose whole path is root's
 # alone (drover.conf(5)), which a checkout in /tmp or in a home directory is
