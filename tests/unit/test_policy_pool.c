@@ -304,13 +304,11 @@ static void test_throttled(void **state)
 	assert_no_bad_transition();
 }
 
-/* KNOWN BUG (skipped): once the throttle is over and the pool has its
- * workers again, a pool whose workers never speak the status protocol
- * stays `backoff`, with the throttle's reason, until one of them exits:
- * refill_timeout() refills it (pool_adjust) but nothing calls
- * pool_state(), and the evaluator leaves a backoff without a restart
- * timer alone. A service that requires it waits meanwhile ("waiting for
- * web (backoff)"). */
+/* Once the throttle is over and the pool has its workers again, a pool
+ * whose workers never speak the status protocol is ready again. It used
+ * to stay `backoff`, with the throttle's reason, until one of them exited
+ * (refill_timeout() refilled the pool but did not work out its state), and
+ * a service that required it waited meanwhile. */
 static void test_throttle_over_silent_pool_is_ready(void **state)
 {
 	struct proc *w[8];
@@ -323,8 +321,6 @@ static void test_throttle_over_silent_pool_is_ready(void **state)
 	assert_state("web", ST_BACKOFF);
 	fake_advance(2000);
 	assert_int_equal(count_workers(), 2);
-	if (fake_svc("web")->state == ST_BACKOFF)
-		skip();	/* the bug above: remove this line with its fix */
 	assert_state("web", ST_READY);
 	assert_no_bad_transition();
 }

@@ -227,6 +227,7 @@ static bool throttled(const struct pool *pl)
 
 static void refill_timeout(struct timer *t);
 static void retire_timeout(struct timer *t);
+static void pool_state(struct service *s);
 
 /* Brings the pool to what it should be: at least `procs` workers (unless
  * throttled), listeners watched only while a pending connection should grow
@@ -263,6 +264,7 @@ static void refill_timeout(struct timer *t)
 
 	if (s) {
 		pool_adjust(s);
+		pool_state(s);	/* workers again: out of the throttle's backoff */
 		svc_touch(s);
 	}
 }
