@@ -442,6 +442,10 @@ static void test_watchdog(void **state)
 	fake_advance(1);
 	assert_true(fake_signalled(p->pid, SIGABRT));
 	assert_true(fake_stop_asked(p->pid));
+	/* Once, to its process group: a second SIGABRT would run the
+	 * program's handler twice. */
+	assert_int_equal(fake_count(FK_SIGNAL, "d"), 0);
+	assert_int_equal(fake_count(FK_STOP, "d"), 1);
 	assert_state("d", ST_STOPPING);
 	assert_reason("d", "watchdog: no sign of life within 2s");
 	fake_exit(p, FAKE_KILLED(SIGABRT));

@@ -30,8 +30,7 @@ static void watchdog_timeout(struct timer *t)
 	log_warn("%s: no WATCHDOG=1 from pid %d within %s: aborting it", s->conf->name, (int)p->pid, d);
 	svc_set_reason(s, "watchdog: no sign of life within %s", d);
 	s->fail_pending = true;
-	proc_signal(p, SIGABRT);
-	proc_stop(p, SIGABRT, s->conf->stop_timeout);
+	proc_stop(p, SIGABRT, s->conf->stop_timeout);	/* its group, once */
 	svc_set_state(s, ST_STOPPING);
 }
 

@@ -49,11 +49,12 @@ static void run(struct service *s)
 	char err[300];
 	struct proc *p;
 
-	if (svc_has_live_leader(s)) {
-		log_warn("%s: previous run (pid %d) still going: this run is skipped", s->conf->name,
-			 (int)s->procs->pid);
-		return;
-	}
+	for (const struct proc *q = s->procs; q; q = q->next)
+		if (!q->exited) {
+			log_warn("%s: previous run (pid %d) still going: this run is skipped", s->conf->name,
+				 (int)q->pid);
+			return;
+		}
 	if (s->cg && cgroup_populated(s->cg)) {
 		log_warn("%s: processes of the previous run are still stopping: this run is skipped",
 			 s->conf->name);
