@@ -55,6 +55,12 @@ struct listen_conf {
 	int line;
 };
 
+/* The same address (family, type, sockaddr): the same socket to bind. */
+bool listen_conf_same_address(const struct listen_conf *a, const struct listen_conf *b);
+/* Differ at most in backlog, which listen() can change on the open socket:
+ * a reload keeps the one for the other (listen.c, reload_plan.c). */
+bool listen_conf_interchangeable(const struct listen_conf *a, const struct listen_conf *b);
+
 struct conf_hash {			/* a `config_files` path and its content */
 	const char *path;
 	uint64_t hash;			/* FNV-1a of the content; 0 if unreadable */
@@ -196,9 +202,19 @@ void conf_errors_free(struct conf_errors *e);
 struct svc_conf *conf_find(const struct conf *c, const char *name);
 bool conf_name_valid(const char *name);
 
-/* Reload diff (SPEC section 5). */
+/* Reload diff (SPEC section 5). conf_diff: the keys of a service whose
+ * text differs between two loads, bit i for service key i (named by
+ * conf_diff_key(i)); a new uid, gid or supplementary groups count as a
+ * change of "user" (or of "group" when one is given), a config_files
+ * file's new content as one of "config_files". conf_change_of: what such
+ * a change means (REPLACE: a process key is among them); conf_compare:
+ * both at once. */
 enum conf_change { CHANGE_NONE, CHANGE_LIVE, CHANGE_REPLACE };
+uint64_t conf_diff(const struct svc_conf *old, const struct svc_conf *new);
+enum conf_change conf_change_of(uint64_t keys);
 enum conf_change conf_compare(const struct svc_conf *old, const struct svc_conf *new);
+/* The name of service key idx, or NULL when there is none. */
+const char *conf_diff_key(int idx);
 
 const char *conf_mode_name(enum svc_mode m);
 

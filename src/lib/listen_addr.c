@@ -255,3 +255,17 @@ const char *listen_parse(struct parse *p, const char *text, struct listen_conf *
 	make_key(a, l);
 	return NULL;
 }
+
+bool listen_conf_same_address(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return a->family == b->family && a->socktype == b->socktype && a->addrlen == b->addrlen &&
+	       memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+bool listen_conf_interchangeable(const struct listen_conf *a, const struct listen_conf *b)
+{
+	return listen_conf_same_address(a, b) && a->dualstack == b->dualstack && a->reuseport == b->reuseport &&
+	       a->freebind == b->freebind && a->has_mode == b->has_mode && a->mode == b->mode &&
+	       a->has_owner == b->has_owner && a->owner == b->owner && a->has_group == b->has_group &&
+	       a->group == b->group;
+}

@@ -248,28 +248,13 @@ static void move(struct listener *to, struct listener *from)
 		loop_add(&to->w, to->fd, events, fn);
 }
 
-static bool same_address(const struct listen_conf *a, const struct listen_conf *b)
-{
-	return a->family == b->family && a->socktype == b->socktype && a->addrlen == b->addrlen &&
-	       memcmp(&a->addr, &b->addr, a->addrlen) == 0;
-}
-
-/* Differ at most in backlog, which listen() can change on the open socket. */
-static bool interchangeable(const struct listen_conf *a, const struct listen_conf *b)
-{
-	return same_address(a, b) && a->dualstack == b->dualstack && a->reuseport == b->reuseport &&
-	       a->freebind == b->freebind && a->has_mode == b->has_mode && a->mode == b->mode &&
-	       a->has_owner == b->has_owner && a->owner == b->owner && a->has_group == b->has_group &&
-	       a->group == b->group;
-}
-
 /* Moves the open sockets of from[] that s still wants into s: the same key,
  * or the same address and options but the backlog (then re-listened). */
 static void take_matching(struct service *s, struct listener *from, int nfrom)
 {
 	for (int i = 0; s->lis && i < s->nlis; i++)
 		for (int j = 0; j < nfrom; j++) {
-			if (s->lis[i].fd >= 0 || from[j].fd < 0 || !interchangeable(from[j].conf, s->lis[i].conf))
+			if (s->lis[i].fd >= 0 || from[j].fd < 0 || !listen_conf_interchangeable(from[j].conf, s->lis[i].conf))
 				continue;
 			if (strcmp(from[j].conf->key, s->lis[i].conf->key) != 0 && s->lis[i].conf->socktype == SOCK_STREAM)
 				listen(from[j].fd, s->lis[i].conf->backlog ? s->lis[i].conf->backlog : 4096);
@@ -297,7 +282,7 @@ static void retire(struct service *s, struct listener *old, int nold)
 	 * one could not bind (options other than backlog changed). */
 	for (int j = 0; j < nold; j++)
 		for (int i = 0; old[j].fd >= 0 && i < s->nlis; i++)
-			if (same_address(old[j].conf, s->lis[i].conf))
+			if (listen_conf_same_address(old[j].conf, s->lis[i].conf))
 				close_one(&old[j]);
 	for (int j = 0; j < nold; j++)
 		keep += old[j].fd >= 0;

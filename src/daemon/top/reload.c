@@ -10,10 +10,14 @@
 #include "deps.h"
 #include "listen.h"
 #include "log.h"
+#include "reload_plan.h"
 #include "service.h"
 
-struct tally {
-	int added, removed, replaced, live, unchanged;
+/* The services in force, in droverd's order, and their definitions. */
+struct in_force {
+	struct service **svc;
+	struct svc_conf **conf;
+	int n;
 };
 
 static void note(struct reload_result *r, const char *name, const char *change)
@@ -30,85 +34,131 @@ static void note(struct reload_result *r, const char *name, const char *change)
 	v[r->n++].change = change;
 }
 
-static void apply_one(struct svc_conf *nc, struct conf *c, struct reload_result *w, struct tally *t)
+static void apply_added(const struct reload_plan_svc *e, struct conf *c, struct reload_result *w, int *count)
 {
-	struct service *s = svc_find(nc->name);
-	enum conf_change ch;
-	bool start_changed;
+	struct service *s = svc_new(e->new, c);
 
 	if (!s) {
-		if (!(s = svc_new(nc, c))) {
-			log_error("%s: out of memory adding it", nc->name);
-			return;
-		}
-		/* A removed service that still drains (perhaps this one under
-		 * its old name) hands over the sockets the new one wants. */
-		for (struct service *old = services; old; old = old->next)
-			if (old != s && old->removed)
-				listen_take(s, old);
-		if (nc->start != START_MANUAL)
-			deps_pull_up(s);
-		log_info("%s: added", nc->name);
-		note(w, nc->name, "added");
-		t->added++;
+		log_error("%s: out of memory adding it", e->name);
+		count[PLAN_ADD]--;
 		return;
 	}
-	ch = conf_compare(s->conf, nc);
-	start_changed = s->conf->start != nc->start;
-	svc_apply_conf(s, nc, c, ch == CHANGE_REPLACE);
-	if (start_changed && nc->start != START_MANUAL)
+	/* A removed service that still drains (perhaps this one under
+	 * its old name) hands over the sockets the new one wants. */
+	for (struct service *old = services; old; old = old->next)
+		if (old != s && old->removed)
+			listen_take(s, old);
+	if (e->pull_up)
 		deps_pull_up(s);
-	if (s->listen_failed && s->state == ST_FAILED && nc->start != START_MANUAL) {
-		log_info("%s: trying its listeners again", nc->name);
+	log_info("%s: added", e->name);
+	note(w, e->name, reload_plan_word(e->action));
+}
+
+static void apply_changed(struct service *s, const struct reload_plan_svc *e, struct conf *c,
+			  struct reload_result *w)
+{
+	svc_apply_conf(s, e->new, c, e->action == PLAN_REPLACE);
+	if (e->pull_up)
+		deps_pull_up(s);
+	if (s->listen_failed && s->state == ST_FAILED && e->new->start != START_MANUAL) {
+		log_info("%s: trying its listeners again", e->name);
 		svc_start(s, NULL, 0);
 	}
-	if (ch == CHANGE_REPLACE) {
-		log_info("%s: changed: replacing its processes (generation %u)", nc->name, s->generation);
-		note(w, nc->name, "replaced");
-		t->replaced++;
-	} else if (ch == CHANGE_LIVE) {
-		log_info("%s: changed: new settings apply now", nc->name);
-		note(w, nc->name, "updated");
-		t->live++;
-	} else {
-		t->unchanged++;
+	if (e->action == PLAN_REPLACE)
+		log_info("%s: changed: replacing its processes (generation %u)", e->name, s->generation);
+	else if (e->action == PLAN_LIVE)
+		log_info("%s: changed: new settings apply now", e->name);
+	if (e->action != PLAN_KEEP)
+		note(w, e->name, reload_plan_word(e->action));
+}
+
+static void apply_removed(struct service *s, const struct reload_plan_svc *e, struct reload_result *w)
+{
+	log_info("%s: removed from the configuration: stopping it", e->name);
+	note(w, e->name, reload_plan_word(e->action));
+	deps_push_down(s, "removed from the configuration");
+	s->removed = true;
+	svc_index_stale();
+}
+
+/* In the plan's order: the removed services first, so that an added one
+ * can take over their sockets. */
+static void apply_services(const struct reload_plan *p, const struct in_force *f, struct conf *c,
+			   struct reload_result *w, int *count)
+{
+	for (int i = 0; i < p->nsvcs; i++) {
+		const struct reload_plan_svc *e = &p->svcs[i];
+
+		if (e->action == PLAN_REMOVE)
+			apply_removed(f->svc[e->old_index], e, w);
+		else if (e->action == PLAN_ADD)
+			apply_added(e, c, w, count);
+		else
+			apply_changed(f->svc[e->old_index], e, c, w);
 	}
 }
 
-static void remove_missing(struct conf *c, struct reload_result *w, struct tally *t)
+static void apply_globals(const struct reload_plan *p, struct conf *c)
 {
-	for (struct service *s = services; s; s = s->next) {
-		if (s->removed || conf_find(c, s->conf->name))
-			continue;
-		log_info("%s: removed from the configuration: stopping it", s->conf->name);
-		note(w, s->conf->name, "removed");
-		deps_push_down(s, "removed from the configuration");
-		s->removed = true;
-		svc_index_stale();
-		t->removed++;
-	}
-}
-
-static void apply_globals(struct conf *c)
-{
-	struct conf *old = current_conf();
 	char err[300];
 
-	if (old->log != c->log || (c->log == LOG_FILE && strcmp(old->log_path, c->log_path) != 0)) {
-		if (log_configure(c->log, c->log_path, err, sizeof(err)) < 0)
-			log_error("log: %s; keeping the current destination", err);
-	}
-	if ((old->control && (!c->control || strcmp(old->control, c->control) != 0)) ||
-	    (!old->control && c->control))
+	if (p->log_changed && log_configure(c->log, c->log_path, err, sizeof(err)) < 0)
+		log_error("log: %s; keeping the current destination", err);
+	if (p->control_changed)
 		log_warn("control: a new control socket path takes effect when droverd restarts");
-	if ((old->control_group == NULL) != (c->control_group == NULL) || old->control_gid != c->control_gid)
+	if (p->control_group_changed)
 		log_warn("control: a new control_group takes effect when droverd restarts");
+}
+
+static void in_force_free(struct in_force *f)
+{
+	free(f->svc);
+	free(f->conf);
+}
+
+static struct reload_plan *plan(struct conf *c, struct in_force *f)
+{
+	int n = 0;
+
+	for (struct service *s = services; s; s = s->next)
+		n += !s->removed;
+	f->svc = calloc((size_t)n + 1, sizeof(struct service *));
+	f->conf = calloc((size_t)n + 1, sizeof(struct svc_conf *));
+	if (!f->svc || !f->conf)
+		return NULL;
+	for (struct service *s = services; s; s = s->next)
+		if (!s->removed) {
+			f->svc[f->n] = s;
+			f->conf[f->n++] = s->conf;
+		}
+	return reload_plan_make(current_conf(), f->conf, f->n, c);
+}
+
+/* Nothing changed: say why as the one problem of the reload. */
+static void plan_failed(struct conf_errors *errs)
+{
+	static const char why[] = "out of memory planning the reload";
+	char **m = realloc(errs->msg, sizeof(*m) * (size_t)(errs->n + 1));
+	long *where = m ? realloc(errs->where, sizeof(*where) * (size_t)(errs->n + 1)) : NULL;
+
+	log_error("reload: %s; still running the old configuration", why);
+	if (m)
+		errs->msg = m;
+	if (!where)
+		return;
+	errs->where = where;
+	errs->cap = errs->n + 1;
+	where[errs->n] = 0;
+	if ((m[errs->n] = strdup(why)))
+		errs->n++;
 }
 
 int reload_run(struct reload_result *w, struct conf_errors *errs)
 {
 	struct conf *c = conf_load(current_path(), geteuid() == 0, errs);
-	struct tally t = { 0 };
+	struct in_force f = { 0 };
+	struct reload_plan *p;
+	int t[PLAN_ACTIONS];
 
 	if (!c) {
 		log_error("reload: the new configuration has %d error%s; still running the old one:",
@@ -118,10 +168,17 @@ int reload_run(struct reload_result *w, struct conf_errors *errs)
 		return -1;
 	}
 	c->refs++;		/* held while this function runs */
-	apply_globals(c);
-	remove_missing(c, w, &t);
-	for (int i = 0; i < c->nsvcs; i++)
-		apply_one(c->svcs[i], c, w, &t);
+	if (!(p = plan(c, &f))) {
+		in_force_free(&f);
+		conf_release(c);
+		plan_failed(errs);
+		return -1;
+	}
+	memcpy(t, p->count, sizeof(t));
+	apply_globals(p, c);
+	apply_services(p, &f, c, w, t);
+	reload_plan_free(p);	/* it points into the old configuration */
+	in_force_free(&f);
 	current_set(c);
 	conf_release(c);
 	/* New requirements of services that are up are wanted too. */
@@ -131,7 +188,7 @@ int reload_run(struct reload_result *w, struct conf_errors *errs)
 	svc_schedule();
 	snprintf(w->summary, sizeof(w->summary),
 		 "reloaded: %d added, %d removed, %d replaced, %d updated, %d unchanged",
-		 t.added, t.removed, t.replaced, t.live, t.unchanged);
+		 t[PLAN_ADD], t[PLAN_REMOVE], t[PLAN_REPLACE], t[PLAN_LIVE], t[PLAN_KEEP]);
 	log_info("%s", w->summary);
 	return 0;
 }

@@ -4,7 +4,8 @@
  * error nothing changes. Otherwise services are matched by name: added ones
  * start, removed ones stop (without blocking the loop) and go, changed ones
  * are replaced or updated live (conf_compare), unchanged ones are not
- * touched. */
+ * touched. What to do is decided from the two configurations alone
+ * (reload_plan.h); this file applies the plan to the running services. */
 #ifndef DROVER_RELOAD_H
 #define DROVER_RELOAD_H
 
