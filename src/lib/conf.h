@@ -27,7 +27,8 @@
 enum svc_mode { MODE_DAEMON, MODE_PREFORK, MODE_ACCEPT, MODE_ONESHOT, MODE_TIMER };
 enum svc_start { START_AUTO, START_DEMAND, START_MANUAL };
 enum svc_restart { RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_NO };
-enum svc_ready { READY_NONE, READY_NOTIFY, READY_EXIT };
+enum svc_ready { READY_NONE, READY_NOTIFY, READY_EXIT, READY_HEALTH };
+enum health_kind { HEALTH_NONE, HEALTH_EXEC, HEALTH_TCP, HEALTH_HTTP };
 /* Where output goes. LOG_STDERR and LOG_SYSLOG are for droverd's own log;
  * LOG_INHERIT and LOG_NULL for a service's. LOG_FILE for both. */
 enum log_kind { LOG_STDERR, LOG_SYSLOG, LOG_FILE, LOG_INHERIT, LOG_NULL };
@@ -60,6 +61,21 @@ bool listen_conf_same_address(const struct listen_conf *a, const struct listen_c
 /* Differ at most in backlog, which listen() can change on the open socket:
  * a reload keeps the one for the other (listen.c, reload_plan.c). */
 bool listen_conf_interchangeable(const struct listen_conf *a, const struct listen_conf *b);
+
+/* `health =` and its settings (SPEC 3a). An address is resolved at parse
+ * time, like a listener's: no name is looked up in DNS. */
+struct health_conf {
+	enum health_kind kind;		/* HEALTH_NONE: not probed */
+	const char *text;		/* the probe as written, for messages */
+	char **argv;			/* exec: NULL-terminated, split like `command` */
+	struct sockaddr_storage addr;	/* tcp, http: where to connect */
+	socklen_t addrlen;
+	const char *host;		/* http: the Host header (HOST[:PORT] as written) */
+	const char *path;		/* http: "/..." as written, at least "/" */
+	int64_t interval, timeout;	/* ms: health_interval, health_timeout */
+	int64_t start_period;		/* ms: health_start_period */
+	unsigned retries;		/* health_retries, >= 1 */
+};
 
 struct conf_hash {			/* a `config_files` path and its content */
 	const char *path;
@@ -119,6 +135,7 @@ struct svc_conf {
 	unsigned cpu_weight;		/* 1-10000 */
 	unsigned cpu_max;		/* percent of one CPU */
 	bool no_new_privs;		/* PR_SET_NO_NEW_PRIVS before exec */
+	struct health_conf health;	/* probe; kind HEALTH_NONE without one */
 
 	/* The keys given, as written, for the reload diff and for messages:
 	 * only those set (a service sets few of the keys), see conf_raw(). */
