@@ -88,6 +88,8 @@ static void note_text(const struct proto_record *r, char *out, size_t len)
 	render_duration(next, when, sizeof(when));
 	if (*status)
 		snprintf(out, len, "%s", status);
+	else if (*fstr(r, "health_text") && strcmp(fstr(r, "health"), "healthy") != 0 && !*reason)
+		snprintf(out, len, "last probe: %s", fstr(r, "health_text"));
 	else if (total >= 0 && strcmp(fstr(r, "mode"), "accept") == 0 && !*reason)
 		snprintf(out, len, "%lld running, %lld served", total, fint(r, "served", 0));
 	else if (total >= 0 && !*reason)
@@ -101,7 +103,8 @@ static void note_text(const struct proto_record *r, char *out, size_t len)
 		snprintf(out, len, "%s", reason);
 }
 
-enum { COLS = 11, CELL = 256, COL_LISTEN = 3, COL_CPU = 7, COL_MEM = 8, COL_TASKS = 9 };
+enum { COLS = 12, CELL = 256, COL_HEALTH = 3, COL_LISTEN = 4, COL_PIDS = 5, COL_UPTIME = 6, COL_RESTARTS = 7,
+       COL_CPU = 8, COL_MEM = 9, COL_TASKS = 10 };
 
 /* A cell of the table, escaped (tabs too: they would break the columns).
  * Text composed for a cell has room for four times the cell, so that a
@@ -162,10 +165,10 @@ static void cgroup_cells(const struct proto_record *rec, char (*cell)[CELL], boo
 
 void render_status_table(FILE *f, const struct proto_reply *r)
 {
-	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "LISTEN", "PIDS", "UPTIME",
+	static const char *const head[COLS] = { "NAME", "MODE", "STATE", "HEALTH", "LISTEN", "PIDS", "UPTIME",
 						"RESTARTS", "CPU", "MEM", "TASKS", "STATUS" };
 	int width[COLS];
-	bool shown[COLS] = { true, true, true, false, true, true, true, false, false, false, true };
+	bool shown[COLS] = { true, true, true, false, false, true, true, true, false, false, false, true };
 	char (*cell)[COLS][CELL] = calloc(r->nrec ? r->nrec : 1, sizeof(*cell));
 
 	if (!cell)
@@ -180,13 +183,16 @@ void render_status_table(FILE *f, const struct proto_reply *r)
 		cell_text(cell[i][0], fstr(rec, "name"));
 		cell_text(cell[i][1], fstr(rec, "mode"));
 		cell_text(cell[i][2], fstr(rec, "state"));
-		cell_text(cell[i][3], *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
+		cell_text(cell[i][COL_HEALTH], *fstr(rec, "health") ? fstr(rec, "health") : "-");
+		shown[COL_HEALTH] |= *fstr(rec, "health") != '\0';
+		cell_text(cell[i][COL_LISTEN], *fstr(rec, "listen") ? fstr(rec, "listen") : "-");
 		shown[COL_LISTEN] |= *fstr(rec, "listen") != '\0';
 		pids_text(rec, note, sizeof(note));
-		cell_text(cell[i][4], note);
+		cell_text(cell[i][COL_PIDS], note);
 		/* time in the state, shown as uptime while it runs */
-		render_duration(strcmp(cell[i][4], "-") ? fint(rec, "uptime_ms", -1) : -1, cell[i][5], CELL);
-		snprintf(cell[i][6], CELL, "%lld", fint(rec, "restarts", 0));
+		render_duration(strcmp(cell[i][COL_PIDS], "-") ? fint(rec, "uptime_ms", -1) : -1,
+				cell[i][COL_UPTIME], CELL);
+		snprintf(cell[i][COL_RESTARTS], CELL, "%lld", fint(rec, "restarts", 0));
 		cgroup_cells(rec, cell[i], shown);
 		note_text(rec, note, sizeof(note));
 		cell_text(cell[i][COLS - 1], note);

@@ -21,6 +21,8 @@
 #include "cgroup.h"
 #include "deps.h"
 #include "fake_mech.h"
+#include "health.h"
+#include "probe.h"
 #include "launch.h"
 #include "listen.h"
 #include "log.h"
@@ -541,6 +543,53 @@ void scarce_cancel(struct scarce *sc)
 	timer_cancel(&sc->t);
 	sc->since = 0;
 	sc->failures = 0;
+}
+
+/* ---- health probes: recorded, ended by the test ------------------------------------ */
+
+/* A probe "runs" while s->probe is this marker (probe.c's struct stays
+ * opaque here). */
+static char probe_marker;
+#define RUNNING ((struct probe *)(void *)&probe_marker)
+
+int probe_start(struct service *s)
+{
+	if (s->probe)
+		return -1;
+	record(FK_PROBE, s, 0, 0);
+	s->probe = RUNNING;
+	return 0;
+}
+
+bool probe_running(const struct service *s)
+{
+	return s->probe != NULL;
+}
+
+void probe_cancel(struct service *s)
+{
+	s->probe = NULL;
+}
+
+void probe_exited(struct proc *p, int status)
+{
+	(void)p;
+	(void)status;
+}
+
+bool fake_probe_running(const char *name)
+{
+	return probe_running(fake_svc(name));
+}
+
+void fake_probe_done(const char *name, bool ok, const char *why)
+{
+	struct service *s = fake_svc(name);
+
+	assert_non_null(s->probe);
+	s->probe = NULL;
+	health_probe_done(s, ok, why);
+	svc_evaluate_all();
 }
 
 /* ---- service logs: none ----------------------------------------------------------- */

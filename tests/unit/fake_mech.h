@@ -30,6 +30,7 @@ enum fake_kind {
 	FK_STOP,		/* proc_stop(p, sig, timeout): the first one for p */
 	FK_STOP_SIGNALLED,	/* proc_stop_signalled(p, timeout) */
 	FK_KILL,		/* proc_kill(p) */
+	FK_PROBE,		/* probe_start(s) */
 };
 
 struct fake_event {
@@ -112,5 +113,10 @@ const char *fake_log(void);
 /* The events the policy reported upward. */
 extern int fake_critical_calls;	/* critical_ended() calls */
 extern int fake_critical_code;	/* its last argument */
+
+/* Health probes: probe_start() only records (FK_PROBE) and marks s's probe
+ * running; the test ends it with fake_probe_done(), as probe.c would. */
+void fake_probe_done(const char *name, bool ok, const char *why);
+bool fake_probe_running(const char *name);
 
 #endif

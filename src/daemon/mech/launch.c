@@ -162,9 +162,9 @@ static void fill_credentials(const struct svc_conf *c, struct spawn_req *r)
 	r->set_creds = true;
 }
 
-static struct proc *record(struct service *s, const struct spawn_result *res, int out_r)
+static struct proc *record(struct service *s, const struct spawn_result *res, int out_r, bool unlisted)
 {
-	struct proc *p = proc_new(s, res->pid, res->pidfd);
+	struct proc *p = unlisted ? proc_new_unlisted(s, res->pid, res->pidfd) : proc_new(s, res->pid, res->pidfd);
 
 	if (!p) {
 		/* Cannot supervise it: do not let it run unsupervised. */
@@ -203,7 +203,7 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	int nlisten = o->no_listeners ? 0 : listen_count(s);
 	int fds[3 + LISTEN_MAX], pipefd[2];
 	struct env e = { 0 };
-	struct spawn_req r = { .argv = c->argv, .dir = c->chdir, .umask = c->umask,
+	struct spawn_req r = { .argv = o->argv ? o->argv : c->argv, .dir = c->chdir, .umask = c->umask,
 			       .no_new_privs = c->no_new_privs };
 	struct spawn_result res;
 	struct spawn_pending *pd = NULL;
@@ -246,7 +246,7 @@ struct proc *launch_proc(struct service *s, const struct launch_opts *o, char *e
 	}
 	close(pipefd[1]);
 	pipefd[1] = -1;
-	p = record(s, &res, pipefd[0]);
+	p = record(s, &res, pipefd[0], o->unlisted);
 	pipefd[0] = -1;
 	if (p)
 		p->no_notify = !(wants_notify(c) && notify_socket_name()[0]);

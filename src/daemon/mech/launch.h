@@ -18,6 +18,10 @@ struct launch_opts {
 	const char *const *extra_env;	/* accept: REMOTE_ADDR=... */
 	int nextra;
 	bool no_listeners;		/* accept: the handler gets the connection only */
+	char *const *argv;		/* NULL: the service's command (exec probe: its own) */
+	/* An exec probe: its record is in the pid table (it is reaped) but not
+	 * in the service's processes (it is not the service). */
+	bool unlisted;
 	/* Do not wait for the exec (spawn_detached): a step that fails is
 	 * told to spawn_failed later, before the process's exit is. */
 	void (*spawn_failed)(struct service *s, const char *why);

@@ -46,7 +46,7 @@ struct proc *proc_find(pid_t pid)
 	return NULL;
 }
 
-struct proc *proc_new(struct service *s, pid_t pid, int pidfd)
+struct proc *proc_new_unlisted(struct service *s, pid_t pid, int pidfd)
 {
 	struct proc *p = calloc(1, sizeof(*p));
 
@@ -58,10 +58,19 @@ struct proc *proc_new(struct service *s, pid_t pid, int pidfd)
 	p->started = loop_now();
 	p->hnext = table[bucket(pid)];
 	table[bucket(pid)] = p;
+	live++;
+	return p;
+}
+
+struct proc *proc_new(struct service *s, pid_t pid, int pidfd)
+{
+	struct proc *p = proc_new_unlisted(s, pid, pidfd);
+
+	if (!p)
+		return NULL;
 	p->next = s->procs;
 	s->procs = p;
 	s->nprocs++;
-	live++;
 	return p;
 }
 

@@ -20,6 +20,9 @@ struct proc_events {
 void proc_set_events(const struct proc_events *ev);
 
 struct proc *proc_new(struct service *s, pid_t pid, int pidfd);
+/* A process of s that is not one of its processes (an exec probe): reaped
+ * and stopped like the others, but not in s->procs. */
+struct proc *proc_new_unlisted(struct service *s, pid_t pid, int pidfd);
 struct proc *proc_find(pid_t pid);
 /* The leader was reaped: forget the pid, finish off its group. */
 void proc_leader_exited(struct proc *p);

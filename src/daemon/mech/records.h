@@ -34,6 +34,10 @@ struct service;
 struct output;
 struct pool;
 struct spawn_pending;
+struct probe;
+
+/* What its probe says of a service (SPEC 3a); H_NONE without a probe. */
+enum svc_health { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY };
 
 /* One bound listening socket of a service, in `listen` order. */
 struct listener {
@@ -62,6 +66,7 @@ struct proc {
 	bool kill_denied;	/* SIGKILL refused (EPERM): said once, checked less often */
 	int64_t recheck;	/* the next wait after a refused SIGKILL (ms) */
 	bool no_notify;		/* started without NOTIFY_SOCKET */
+	bool probe;		/* an exec probe's process, not in svc->procs */
 	struct output *out;	/* its stdout/stderr pipe */
 	struct watch w_exit;	/* its pidfd, readable when it exits */
 	struct timer t_kill;	/* stop_timeout, then SIGKILL */
@@ -126,6 +131,13 @@ struct service {
 	int64_t next_every;	/* timer: monotonic ms of the next `every` run, -1 none */
 	time_t next_at;		/* timer: wall clock of the next `at` run, 0 none */
 	int64_t last_every;	/* timer: when the last `every` run was due, -1 none */
+	/* Health probes (probe.c runs one, health.c decides). */
+	struct probe *probe;	/* the probe running or last run; NULL none */
+	enum svc_health health;
+	unsigned health_failures;	/* failed probes in a row that count */
+	char *health_text;	/* the last failure, shown in status; NULL none */
+	int64_t health_since;	/* when probing began (health_start_period) */
+	struct timer t_health;	/* the next probe */
 };
 
 #endif

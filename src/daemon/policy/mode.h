@@ -30,6 +30,8 @@ struct mode_ops {
 	void (*ended)(struct service *s, struct proc *p, const char *what, bool clean, int64_t uptime);
 	/* A KEY=VALUE notification other than STATUS= from p. */
 	void (*notify)(struct service *s, struct proc *p, const char *key, const char *value);
+	/* Its probe passed (NULL: nothing more to do; ready = health). */
+	void (*healthy)(struct service *s);
 	/* A reload changed only supervision settings (NULL: nothing to do). */
 	void (*apply_live)(struct service *s);
 	/* Replace the running processes by a new generation without a stop
@@ -48,6 +50,7 @@ const struct mode_ops *mode_of(const struct svc_conf *c);
  * `ended` says what that means. Their notifications. */
 void main_exited(struct service *s, struct proc *p, int status);
 void main_notify(struct service *s, struct proc *p, const char *key, const char *value);
+void main_healthy(struct service *s);
 /* Upgrade hand-over: re-arm what mode_main.c and mode_timer.c time. */
 void main_arm_ready(struct service *s, int64_t at);
 void main_arm_watchdog(struct service *s, int64_t at);

@@ -38,6 +38,7 @@ const struct mode_ops mode_demand_daemon = {
 	.exited = main_exited,
 	.ended = demand_ended,
 	.notify = main_notify,
+	.healthy = main_healthy,
 };
 
 const struct mode_ops mode_demand_prefork = {
@@ -46,6 +47,7 @@ const struct mode_ops mode_demand_prefork = {
 	.start = demand_start,
 	.exited = pool_proc_exited,
 	.notify = pool_notify,
+	.healthy = pool_healthy,
 	.apply_live = pool_apply_live,
 	.roll = pool_roll,
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "health.h"
 #include "launch.h"
 #include "listen.h"
 #include "log.h"
@@ -87,13 +88,16 @@ static void start_main(struct service *s)
 		return;
 	}
 	log_info("%s: started, pid %d", s->conf->name, (int)p->pid);
+	health_start(s);
 	svc_clear_reason(s);
 	if (s->conf->ready == READY_NONE) {
 		became_ready(s, p);
 		return;
 	}
 	svc_set_state(s, ST_STARTING);
-	svc_set_reason(s, "%s", s->conf->ready == READY_NOTIFY ? "waiting for READY=1" : "running");
+	svc_set_reason(s, "%s", s->conf->ready == READY_NOTIFY   ? "waiting for READY=1"
+				: s->conf->ready == READY_HEALTH ? "waiting for a passing probe"
+								 : "running");
 	timer_after(&s->t_ready, s->conf->ready_timeout, ready_timeout);
 }
 
@@ -110,6 +114,7 @@ void main_exited(struct service *s, struct proc *p, int status)
 	}
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);
+	health_stop(s);		/* nothing left to probe */
 	if (p->stopping || !s->want) {
 		log_info("%s: pid %d %s", s->conf->name, (int)p->pid, what);
 		if (s->fail_pending) {
@@ -157,12 +162,23 @@ void main_notify(struct service *s, struct proc *p, const char *key, const char 
 	}
 }
 
+void main_healthy(struct service *s)
+{
+	struct proc *p = svc_main_proc(s);
+
+	if (s->state == ST_STARTING && s->conf->ready == READY_HEALTH && p) {
+		log_info("%s: ready (its probe passed)", s->conf->name);
+		became_ready(s, p);
+	}
+}
+
 const struct mode_ops mode_daemon = {
 	.name = "daemon",
 	.start = start_main,
 	.exited = main_exited,
 	.ended = daemon_ended,
 	.notify = main_notify,
+	.healthy = main_healthy,
 };
 
 const struct mode_ops mode_oneshot = {

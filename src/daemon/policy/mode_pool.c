@@ -13,6 +13,7 @@ const struct mode_ops mode_prefork = {
 	.start = pool_start,
 	.exited = pool_proc_exited,
 	.notify = pool_notify,
+	.healthy = pool_healthy,
 	.apply_live = pool_apply_live,
 	.roll = pool_roll,
 };

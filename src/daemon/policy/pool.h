@@ -15,6 +15,8 @@ void pool_proc_exited(struct service *s, struct proc *p, int status);
 void pool_notify(struct service *s, struct proc *p, const char *key, const char *value);
 void pool_apply_live(struct service *s);
 void pool_roll(struct service *s);
+/* Its probe passed: ready now, if it waited for that. */
+void pool_healthy(struct service *s);
 /* A newer generation is starting beside the serving one. */
 bool pool_rolling(const struct service *s);
 /* For the upgrade hand-over. */

@@ -16,10 +16,12 @@
 
 #include "cgroup.h"
 #include "deps.h"
+#include "health.h"
 #include "listen.h"
 #include "log.h"
 #include "mode.h"
 #include "pool.h"
+#include "probe.h"
 #include "proc.h"
 #include "svclog.h"
 
@@ -209,6 +211,10 @@ void svc_proc_exited(struct proc *p, int status)
 
 	if (!s)
 		return;
+	if (p->probe) {
+		probe_exited(p, status);	/* an exec probe, not the service */
+		return;
+	}
 	s->last_status = status;
 	svc_touch(s);
 	s->mode->exited(s, p, status);
@@ -262,6 +268,7 @@ void svc_apply_conf(struct service *s, struct svc_conf *conf, struct conf *owner
 		listen_rebuild(s);
 	svclog_configure(s);
 	if (!replace) {
+		health_configure(s);
 		if (s->mode->apply_live)
 			s->mode->apply_live(s);
 		return;
@@ -289,6 +296,11 @@ void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at,
 		main_arm_watchdog(s, watchdog_at);
 	if (sched)
 		timer_mode_arm(s);
+	/* Probing goes on in the new image (from `starting`: what the last
+	 * probes said is not handed over). */
+	if (s->conf->health.kind != HEALTH_NONE && svc_has_live_leader(s) &&
+	    (s->state == ST_STARTING || s->state == ST_READY))
+		health_start(s);
 }
 
 void svc_shutdown(bool fast)

@@ -19,6 +19,7 @@
 
 #include "cgroup.h"
 #include "deps.h"
+#include "health.h"
 #include "log.h"
 #include "pool.h"
 #include "proc.h"
@@ -146,6 +147,7 @@ bool svc_has_live_leader(const struct service *s)
 
 static void cancel_timers(struct service *s)
 {
+	health_stop(s);
 	timer_cancel(&s->t_restart);
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);

@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "control_cmd.h"
 #include "deps.h"
+#include "health.h"
 #include "droverd.h"
 #include "listen.h"
 #include "log.h"
@@ -114,6 +115,10 @@ static void status_record(struct proto_writer *w, const struct service *s)
 	proto_str(w, "last_exit", s->last_status < 0 ? "" : last);
 	proto_int(w, "generation", s->generation);
 	proto_str(w, "listen", lis);
+	if (s->conf->health.kind != HEALTH_NONE) {
+		proto_str(w, "health", health_name(s->health == H_NONE ? H_STARTING : s->health));
+		proto_str(w, "health_text", s->health_text ? s->health_text : "");
+	}
 	if (s->cg) {
 		struct cgroup_stats st;
 

@@ -24,8 +24,10 @@
 #include "droverd.h"
 #include "launch.h"
 #include "handover.h"
+#include "health.h"
 #include "log.h"
 #include "notify.h"
+#include "probe.h"
 #include "proc.h"
 #include "reap.h"
 #include "reload.h"
@@ -63,6 +65,7 @@ static void wire(void)
 	static const struct control_events control_ev = {
 		.request = control_dispatch, .closed = client_closed, .released = droverd_trim_memory,
 	};
+	static const struct probe_events probe_ev = { .done = health_probe_done };
 	static const struct svc_events svc_ev = { .critical_ended = critical_ended,
 						  .settled = droverd_after_evaluation };
 
@@ -71,6 +74,7 @@ static void wire(void)
 	notify_set_events(&notify_ev);
 	control_set_events(&control_ev);
 	svc_set_events(&svc_ev);
+	probe_set_events(&probe_ev);
 }
 
 static void usage(FILE *f)
