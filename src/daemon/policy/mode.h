@@ -51,6 +51,8 @@ const struct mode_ops *mode_of(const struct svc_conf *c);
 void main_exited(struct service *s, struct proc *p, int status);
 void main_notify(struct service *s, struct proc *p, const char *key, const char *value);
 void main_healthy(struct service *s);
+/* mode_pool.c: a prefork pool starts (and its probes with it). */
+void prefork_start(struct service *s);
 /* Upgrade hand-over: re-arm what mode_main.c and mode_timer.c time. */
 void main_arm_ready(struct service *s, int64_t at);
 void main_arm_watchdog(struct service *s, int64_t at);

@@ -6,11 +6,20 @@
  * starts one handler per connection (inetd). */
 #include "mode.h"
 
+#include "health.h"
 #include "pool.h"
+
+/* A pool is probed from its start (SPEC 3a; health.c). */
+void prefork_start(struct service *s)
+{
+	pool_start(s);
+	if (s->state == ST_STARTING || s->state == ST_READY)
+		health_start(s);
+}
 
 const struct mode_ops mode_prefork = {
 	.name = "prefork",
-	.start = pool_start,
+	.start = prefork_start,
 	.exited = pool_proc_exited,
 	.notify = pool_notify,
 	.healthy = pool_healthy,

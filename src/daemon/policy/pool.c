@@ -43,7 +43,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "health.h"
 #include "launch.h"
 #include "listen.h"
 #include "log.h"
@@ -322,7 +321,8 @@ static void pool_state(struct service *s)
 		s->next_attempt = pl->throttle_until;
 		svc_set_state(s, ST_BACKOFF);
 	} else if ((s->conf->ready == READY_NOTIFY && pl->idle + pl->busy == 0) ||
-		   (s->conf->ready == READY_HEALTH && s->health == H_STARTING && s->state != ST_READY)) {
+		   (s->conf->ready == READY_HEALTH && s->health != H_HEALTHY && s->health != H_UNHEALTHY &&
+		    s->state != ST_READY)) {
 		svc_set_state(s, ST_STARTING);
 	} else if (workers(pl) > 0 || pl->rolling) {
 		svc_set_state(s, ST_READY);
@@ -739,7 +739,6 @@ void pool_start(struct service *s)
 	}
 	svc_set_state(s, ST_STARTING);
 	pl->serving_gen = s->generation;
-	health_start(s);
 	pool_adjust(s);
 	pool_state(s);
 }

@@ -12,7 +12,6 @@
 
 #include "cgroup.h"
 #include "deps.h"
-#include "health.h"
 #include "listen.h"
 #include "log.h"
 #include "mode.h"
@@ -182,7 +181,6 @@ void svc_free(struct service *s)
 	timer_cancel(&s->t_ready);
 	timer_cancel(&s->t_watchdog);
 	timer_cancel(&s->t_sched);
-	health_free(s);
 	pool_release(s);	/* a failed pool is not released when it fails */
 	listen_close(s);
 	cgroup_close(s->cg);

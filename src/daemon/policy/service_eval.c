@@ -160,6 +160,7 @@ static bool evaluate(struct service *s)
 	if (s->removed && !s->want && !procs) {
 		log_info("%s: removed", s->conf->name);
 		deps_touch_neighbors(s);
+		health_free(s);
 		svc_free(s);
 		return false;
 	}
