@@ -178,7 +178,7 @@ static void check_health(struct parse *p, struct svc_conf *s)
 	for (size_t i = 0; can && !key_set(s, "health") && i < sizeof(settings) / sizeof(settings[0]); i++)
 		if (key_set(s, settings[i]))
 			svc_error(p, s, settings[i], NULL, "%s needs a \"health\" probe", settings[i]);
-	if (key_set(s, "health_timeout") && s->health.timeout > s->health.interval) {
+	if (key_set(s, "health_timeout") && s->health.interval && s->health.timeout > s->health.interval) {
 		duration_format(s->health.timeout, a, sizeof(a));
 		duration_format(s->health.interval, b, sizeof(b));
 		svc_error(p, s, "health_timeout", NULL, "health_timeout (%s) is above health_interval (%s)", a, b);

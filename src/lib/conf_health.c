@@ -16,8 +16,6 @@
 
 #include "value.h"
 
-#define HEALTH_PATH_MAX 1024
-
 static const char *host_ipv4(const char *host, struct health_conf *h)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)&h->addr;
@@ -114,7 +112,7 @@ static const char *parse_tcp(const char *addr, struct health_conf *h)
 static const char *check_path(const char *path)
 {
 	if (strlen(path) > HEALTH_PATH_MAX)
-		return "has a path longer than 1024 bytes";
+		return "has a path longer than 512 bytes";
 	for (const char *c = path; *c; c++)
 		if (*c <= ' ' || *c >= 0x7f || *c == '#')
 			return "has a path with a byte a request line cannot carry "
@@ -127,7 +125,7 @@ static const char *parse_http(struct parse *p, const char *url, struct health_co
 {
 	const char *slash = strchr(url, '/'), *err;
 	size_t n = slash ? (size_t)(slash - url) : strlen(url);
-	char authority[80];
+	char authority[HEALTH_HOST_MAX];
 
 	if (n == 0)
 		return "has no host (use http://HOST:PORT/PATH)";

@@ -198,8 +198,18 @@ static const char *set_stop_timeout(struct parse *p, const char *v) { return dur
 static const char *set_ready_timeout(struct parse *p, const char *v) { return duration(v, &SVC->ready_timeout, true); }
 static const char *set_watchdog(struct parse *p, const char *v) { return duration(v, &SVC->watchdog, false); }
 static const char *set_every(struct parse *p, const char *v) { return duration(v, &SVC->every, true); }
-static const char *set_health_interval(struct parse *p, const char *v) { return duration(v, &SVC->health.interval, true); }
-static const char *set_health_timeout(struct parse *p, const char *v) { return duration(v, &SVC->health.timeout, true); }
+/* 0 when bad, so that conf_check.c does not compare it with the other. */
+static const char *probe_duration(const char *v, int64_t *out)
+{
+	const char *err = duration(v, out, true);
+
+	if (err)
+		*out = 0;
+	return err;
+}
+
+static const char *set_health_interval(struct parse *p, const char *v) { return probe_duration(v, &SVC->health.interval); }
+static const char *set_health_timeout(struct parse *p, const char *v) { return probe_duration(v, &SVC->health.timeout); }
 static const char *set_health_start_period(struct parse *p, const char *v) { return duration(v, &SVC->health.start_period, false); }
 static const char *set_upgrade_timeout(struct parse *p, const char *v) { return duration(v, &p->c->upgrade_timeout, true); }
 static const char *set_shutdown_timeout(struct parse *p, const char *v) { return duration(v, &p->c->shutdown_timeout, false); }
