@@ -64,6 +64,8 @@ bool listen_conf_interchangeable(const struct listen_conf *a, const struct liste
 
 /* `health =` and its settings (SPEC 3a). An address is resolved at parse
  * time, like a listener's: no name is looked up in DNS. */
+#define HEALTH_PATH_MAX 512	/* bytes of an http probe's path */
+#define HEALTH_HOST_MAX 80	/* bytes of its Host header, less than */
 struct health_conf {
 	enum health_kind kind;		/* HEALTH_NONE: not probed */
 	const char *text;		/* the probe as written, for messages */

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "value.h"
+
 #define M(x) (1u << (x))
 #define ALL_MODES (M(MODE_DAEMON) | M(MODE_PREFORK) | M(MODE_ACCEPT) | M(MODE_ONESHOT) | M(MODE_TIMER))
 
@@ -34,6 +36,11 @@ static const struct {
 	{ "ready", ALL_MODES & ~M(MODE_TIMER) & ~M(MODE_ACCEPT) },
 	{ "ready_timeout", ALL_MODES & ~M(MODE_TIMER) & ~M(MODE_ACCEPT) },
 	{ "watchdog", M(MODE_DAEMON) | M(MODE_PREFORK) },
+	{ "health", M(MODE_DAEMON) | M(MODE_PREFORK) },
+	{ "health_interval", M(MODE_DAEMON) | M(MODE_PREFORK) },
+	{ "health_timeout", M(MODE_DAEMON) | M(MODE_PREFORK) },
+	{ "health_retries", M(MODE_DAEMON) | M(MODE_PREFORK) },
+	{ "health_start_period", M(MODE_DAEMON) | M(MODE_PREFORK) },
 };
 
 static int key_index(const char *name)
@@ -115,6 +122,9 @@ static void apply_mode_defaults(struct svc_conf *s)
 		s->restart = RESTART_NO;
 	if (!key_set(s, "max_procs"))
 		s->max_procs = s->mode == MODE_ACCEPT ? 64 : s->procs;
+	/* The default timeout never outlasts a shorter interval. */
+	if (!key_set(s, "health_timeout") && s->health.timeout > s->health.interval)
+		s->health.timeout = s->health.interval;
 }
 
 static void check_mode_rules(struct parse *p, struct svc_conf *s)
@@ -149,6 +159,30 @@ static void check_mode_rules(struct parse *p, struct svc_conf *s)
 		svc_error(p, s, "watchdog", NULL, "watchdog needs ready = notify");
 	if (s->restart_delay > s->restart_delay_max)
 		svc_error(p, s, "restart_delay", NULL, "restart_delay is above restart_delay_max");
+}
+
+/* A probe's settings need the probe; the timeout fits in the interval,
+ * since one probe of a service runs at a time. */
+static void check_health(struct parse *p, struct svc_conf *s)
+{
+	static const char *const settings[] = {
+		"health_interval", "health_timeout", "health_retries", "health_start_period",
+	};
+	bool can = s->mode == MODE_DAEMON || s->mode == MODE_PREFORK;
+	char a[32], b[32];
+
+	if (s->ready == READY_HEALTH && s->mode == MODE_ONESHOT)	/* others: "ready does not apply" */
+		svc_error(p, s, "ready", NULL, "ready = health does not apply to mode %s", conf_mode_name(s->mode));
+	else if (s->ready == READY_HEALTH && can && !key_set(s, "health"))
+		svc_error(p, s, "ready", NULL, "ready = health needs a \"health\" probe");
+	for (size_t i = 0; can && !key_set(s, "health") && i < sizeof(settings) / sizeof(settings[0]); i++)
+		if (key_set(s, settings[i]))
+			svc_error(p, s, settings[i], NULL, "%s needs a \"health\" probe", settings[i]);
+	if (key_set(s, "health_timeout") && s->health.interval && s->health.timeout > s->health.interval) {
+		duration_format(s->health.timeout, a, sizeof(a));
+		duration_format(s->health.interval, b, sizeof(b));
+		svc_error(p, s, "health_timeout", NULL, "health_timeout (%s) is above health_interval (%s)", a, b);
+	}
 }
 
 /* The user's primary group unless `group` says otherwise; supplementary
@@ -327,6 +361,7 @@ void conf_check(struct parse *p)
 		apply_mode_defaults(s);
 		check_mode_keys(p, s);
 		check_mode_rules(p, s);
+		check_health(p, s);
 		resolve_credentials(p, s);
 		check_references(p, s);
 	}

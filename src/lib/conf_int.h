@@ -82,6 +82,9 @@ const char *conf_sys_hash(struct parse *p, const char *path, uint64_t *hash, int
 /* listen_addr.c */
 const char *listen_parse(struct parse *p, const char *text, struct listen_conf *l);
 
+/* conf_health.c: `health =` into h (kind, argv or address, host, path). */
+const char *health_parse(struct parse *p, const char *text, struct health_conf *h);
+
 /* Grow an arena array of n elements of size sz by one, returning the new slot. */
 void *conf_push(struct parse *p, void *arrp, int *n, size_t sz);
 

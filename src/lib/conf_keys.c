@@ -88,7 +88,8 @@ ENUM_SETTER(set_start, start, enum svc_start,
 ENUM_SETTER(set_restart, restart, enum svc_restart,
 	    "is not a restart policy (use always, on-failure or no)", "always", "on-failure", "no")
 ENUM_SETTER(set_ready, ready, enum svc_ready,
-	    "is not a readiness kind (use none, notify or exit)", "none", "notify", "exit")
+	    "is not a readiness kind (use none, notify, exit or health)",
+	    "none", "notify", "exit", "health")
 
 const char *conf_mode_name(enum svc_mode m)
 {
@@ -197,8 +198,33 @@ static const char *set_stop_timeout(struct parse *p, const char *v) { return dur
 static const char *set_ready_timeout(struct parse *p, const char *v) { return duration(v, &SVC->ready_timeout, true); }
 static const char *set_watchdog(struct parse *p, const char *v) { return duration(v, &SVC->watchdog, false); }
 static const char *set_every(struct parse *p, const char *v) { return duration(v, &SVC->every, true); }
+/* 0 when bad, so that conf_check.c does not compare it with the other. */
+static const char *probe_duration(const char *v, int64_t *out)
+{
+	const char *err = duration(v, out, true);
+
+	if (err)
+		*out = 0;
+	return err;
+}
+
+static const char *set_health_interval(struct parse *p, const char *v) { return probe_duration(v, &SVC->health.interval); }
+static const char *set_health_timeout(struct parse *p, const char *v) { return probe_duration(v, &SVC->health.timeout); }
+static const char *set_health_start_period(struct parse *p, const char *v) { return duration(v, &SVC->health.start_period, false); }
 static const char *set_upgrade_timeout(struct parse *p, const char *v) { return duration(v, &p->c->upgrade_timeout, true); }
 static const char *set_shutdown_timeout(struct parse *p, const char *v) { return duration(v, &p->c->shutdown_timeout, false); }
+
+static const char *set_health_retries(struct parse *p, const char *v)
+{
+	const char *err = value_uint(v, 1000, &SVC->health.retries);
+
+	return err ? err : SVC->health.retries == 0 ? "must be at least 1" : NULL;
+}
+
+static const char *set_health(struct parse *p, const char *v)
+{
+	return health_parse(p, v, &SVC->health);
+}
 
 static const char *set_stop_signal(struct parse *p, const char *v)
 {
@@ -526,6 +552,12 @@ const struct keydef conf_keys[] = {
 	{ "cpu_weight", SCOPE_SERVICE, K_PROC, set_cpu_weight },
 	{ "cpu_max", SCOPE_SERVICE, K_PROC, set_cpu_max },
 	{ "no_new_privs", SCOPE_SERVICE, K_PROC, set_no_new_privs },
+	/* Probes are supervision: a reload applies them to what runs. */
+	{ "health", SCOPE_SERVICE, 0, set_health },
+	{ "health_interval", SCOPE_SERVICE, 0, set_health_interval },
+	{ "health_timeout", SCOPE_SERVICE, 0, set_health_timeout },
+	{ "health_retries", SCOPE_SERVICE, 0, set_health_retries },
+	{ "health_start_period", SCOPE_SERVICE, 0, set_health_start_period },
 
 	{ "control", SCOPE_GLOBAL, 0, set_control },
 	{ "control_group", SCOPE_GLOBAL, 0, set_control_group },
@@ -588,4 +620,7 @@ void conf_key_apply_defaults(struct svc_conf *s)
 	s->log = LOG_INHERIT;
 	s->log_max_size = 10 << 20;
 	s->log_keep = 5;
+	s->health.interval = 10000;
+	s->health.timeout = 2000;	/* at most health_interval: conf_check.c */
+	s->health.retries = 3;
 }

@@ -206,7 +206,7 @@ SINGLE = {
                     [("sometimes", 'bad restart in [service web]: "sometimes" is not a restart policy '
                                    '(use always, on-failure or no)')]),
     "bad-ready": (SVC + "ready = maybe\n",
-                  [("maybe", 'bad ready in [service web]: "maybe" is not a readiness kind (use none, notify or exit)')]),
+                  [("maybe", 'bad ready in [service web]: "maybe" is not a readiness kind (use none, notify, exit or health)')]),
     "bad-stop-signal": (SVC + "stop_signal = SIGFOO\n",
                         [("SIGFOO", f'bad stop_signal in [service web]: "SIGFOO" {SIGNAL}')]),
     "signal-zero": (SVC + "reload_signal = 0\n", [("reload_signal", f'bad reload_signal in [service web]: "0" {SIGNAL}')]),

@@ -717,7 +717,7 @@ static void test_error_bad_service_values(void **state)
 		"drover.conf:15: bad limit_core in [service web]: \"lots\" " BAD_SIZE,
 		"drover.conf:16: bad critical in [service web]: \"perhaps\" " BAD_BOOL,
 		"drover.conf:17: bad start in [service web]: \"later\" is not a start policy (use auto, demand or manual)",
-		"drover.conf:18: bad ready in [service web]: \"maybe\" is not a readiness kind (use none, notify or exit)",
+		"drover.conf:18: bad ready in [service web]: \"maybe\" is not a readiness kind (use none, notify, exit or health)",
 		"drover.conf:19: bad requires in [service web]: \"bad/name\" is not a service name",
 		"drover.conf:20: bad ready_timeout in [service web]: \"0\" must be more than zero",
 		"drover.conf:21: bad log_keep in [service web]: \"1001\" is too large",
@@ -1467,6 +1467,294 @@ static void test_oversized_file(void **state)
 	EXPECT_ERRORS(f, "cannot read drover.conf: larger than 1048576 bytes");
 }
 
+/* ---- health probes (SPEC 3a) ---- */
+
+#include <arpa/inet.h>
+
+static void expect_inet(const struct health_conf *h, const char *ip, unsigned port)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&h->addr;
+	struct in_addr want;
+
+	assert_int_equal(inet_pton(AF_INET, ip, &want), 1);
+	assert_int_equal(h->addr.ss_family, AF_INET);
+	assert_int_equal(h->addrlen, sizeof(struct sockaddr_in));
+	assert_int_equal(in->sin_addr.s_addr, want.s_addr);
+	assert_int_equal(ntohs(in->sin_port), port);
+}
+
+static void expect_inet6(const struct health_conf *h, const char *ip, unsigned port)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&h->addr;
+	struct in6_addr want;
+
+	assert_int_equal(inet_pton(AF_INET6, ip, &want), 1);
+	assert_int_equal(h->addr.ss_family, AF_INET6);
+	assert_int_equal(h->addrlen, sizeof(struct sockaddr_in6));
+	assert_memory_equal(&in6->sin6_addr, &want, sizeof(want));
+	assert_int_equal(ntohs(in6->sin6_port), port);
+}
+
+/* Every service has the probe settings' defaults, probed or not; the
+ * default timeout never outlasts a shorter interval. */
+static void test_health_defaults(void **state)
+{
+	struct conf *c = load_ok(*state,
+		"[service plain]\ncommand = /bin/true\n"
+		"[service once]\nmode = oneshot\ncommand = /bin/true\n"
+		"[service fast]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth_interval = 500ms\n"
+		"[service set]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth_interval = 1m\n"
+		"health_timeout = 1m\nhealth_retries = 1\nhealth_start_period = 90s\n");
+	const char *const plain[] = { "plain", "once" };
+
+	for (int i = 0; i < 2; i++) {
+		const struct health_conf *h = &svc(c, plain[i])->health;
+
+		assert_int_equal(h->kind, HEALTH_NONE);
+		assert_null(h->text);
+		assert_null(h->argv);
+		assert_int_equal(h->addrlen, 0);
+		assert_int_equal(h->interval, 10000);
+		assert_int_equal(h->timeout, 2000);
+		assert_int_equal(h->retries, 3);
+		assert_int_equal(h->start_period, 0);
+	}
+	assert_int_equal(svc(c, "fast")->health.interval, 500);
+	assert_int_equal(svc(c, "fast")->health.timeout, 500);
+	assert_int_equal(svc(c, "fast")->health.retries, 3);
+	assert_int_equal(svc(c, "set")->health.interval, 60000);
+	assert_int_equal(svc(c, "set")->health.timeout, 60000);
+	assert_int_equal(svc(c, "set")->health.retries, 1);
+	assert_int_equal(svc(c, "set")->health.start_period, 90000);
+	assert_string_equal(raw(svc(c, "set"), "health_start_period"), "90s");
+}
+
+static void test_health_exec(void **state)
+{
+	struct conf *c = load_ok(*state,
+		"[service db]\n"
+		"command = /usr/bin/db\n"
+		"health = exec:/usr/bin/db-ping --quiet 'a b' \"c\\\"d\"\n"
+		"ready = health\n"
+		"[service bare]\n"
+		"mode = prefork\n"
+		"command = /bin/true\n"
+		"listen = tcp:127.0.0.1:9000\n"
+		"health = exec:  pg_isready\n");
+	const struct health_conf *h = &svc(c, "db")->health;
+
+	assert_int_equal(h->kind, HEALTH_EXEC);
+	assert_string_equal(h->text, "exec:/usr/bin/db-ping --quiet 'a b' \"c\\\"d\"");
+	assert_string_equal(h->argv[0], "/usr/bin/db-ping");
+	assert_string_equal(h->argv[1], "--quiet");
+	assert_string_equal(h->argv[2], "a b");
+	assert_string_equal(h->argv[3], "c\"d");
+	assert_null(h->argv[4]);
+	assert_int_equal(h->addrlen, 0);
+	assert_null(h->host);
+	assert_null(h->path);
+	assert_int_equal(svc(c, "db")->ready, READY_HEALTH);
+	assert_string_equal(raw(svc(c, "db"), "ready"), "health");
+	h = &svc(c, "bare")->health;
+	assert_int_equal(h->kind, HEALTH_EXEC);
+	assert_string_equal(h->argv[0], "pg_isready");
+	assert_null(h->argv[1]);
+}
+
+static void test_health_tcp(void **state)
+{
+	struct conf *c = load_ok(*state,
+		"[service a]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:5432\n"
+		"[service b]\ncommand = /bin/true\nhealth = tcp:[::1]:6379\n"
+		"[service c]\ncommand = /bin/true\nhealth = tcp:localhost:1\n"
+		"[service d]\ncommand = /bin/true\nhealth = tcp:[fe80::1]:65535\n");
+
+	assert_int_equal(svc(c, "a")->health.kind, HEALTH_TCP);
+	assert_string_equal(svc(c, "a")->health.text, "tcp:127.0.0.1:5432");
+	assert_null(svc(c, "a")->health.argv);
+	assert_null(svc(c, "a")->health.host);
+	expect_inet(&svc(c, "a")->health, "127.0.0.1", 5432);
+	expect_inet6(&svc(c, "b")->health, "::1", 6379);
+	expect_inet(&svc(c, "c")->health, "127.0.0.1", 1);
+	expect_inet6(&svc(c, "d")->health, "fe80::1", 65535);
+}
+
+/* Port 80 and path "/" when left out; the Host header is HOST[:PORT] as
+ * written. */
+static void test_health_http(void **state)
+{
+	struct conf *c = load_ok(*state,
+		"[service a]\ncommand = /bin/true\nhealth = http://127.0.0.1:8080/healthz?full=1&x=%20\n"
+		"[service b]\ncommand = /bin/true\nhealth = http://[::1]/\n"
+		"[service c]\ncommand = /bin/true\nhealth = http://localhost:81\n"
+		"[service d]\ncommand = /bin/true\nhealth = http://10.0.0.7\n");
+	const struct health_conf *h = &svc(c, "a")->health;
+
+	assert_int_equal(h->kind, HEALTH_HTTP);
+	assert_string_equal(h->text, "http://127.0.0.1:8080/healthz?full=1&x=%20");
+	expect_inet(h, "127.0.0.1", 8080);
+	assert_string_equal(h->host, "127.0.0.1:8080");
+	assert_string_equal(h->path, "/healthz?full=1&x=%20");
+	assert_null(h->argv);
+	h = &svc(c, "b")->health;
+	expect_inet6(h, "::1", 80);
+	assert_string_equal(h->host, "[::1]");
+	assert_string_equal(h->path, "/");
+	h = &svc(c, "c")->health;
+	expect_inet(h, "127.0.0.1", 81);
+	assert_string_equal(h->host, "localhost:81");
+	assert_string_equal(h->path, "/");
+	h = &svc(c, "d")->health;
+	expect_inet(h, "10.0.0.7", 80);
+	assert_string_equal(h->host, "10.0.0.7");
+	assert_string_equal(h->path, "/");
+}
+
+#define BAD_PROBE "is not a probe (use exec:COMMAND, tcp:HOST:PORT or http://HOST:PORT/PATH)"
+#define BAD_HOST "has a host that is not an IPv4 address, [IPv6 address] or localhost (names are not looked up)"
+#define WILDCARD "has a wildcard address, which cannot be connected to (name one, like 127.0.0.1 or [::1])"
+#define BAD_BYTE "has a path with a byte a request line cannot carry " \
+		 "(a space, a control character, '#' or a non-ASCII byte)"
+
+static void test_error_health_values(void **state)
+{
+	char text[2048], want[2048];
+	int n;
+
+	LOAD_FAILS(*state,
+		"[service web]\n"
+		"command = /bin/true\n"
+		"health = ping:127.0.0.1\n"
+		"[service a]\ncommand = /bin/true\nhealth = exec:\n"
+		"[service b]\ncommand = /bin/true\nhealth = exec:/bin/sh -c 'exit 0\n"
+		"[service c]\ncommand = /bin/true\nhealth = tcp:8080\n"
+		"[service d]\ncommand = /bin/true\nhealth = tcp:db.example:5432\n"
+		"[service e]\ncommand = /bin/true\nhealth = tcp:0.0.0.0:80\n"
+		"[service f]\ncommand = /bin/true\nhealth = tcp:[::]:80\n"
+		"[service g]\ncommand = /bin/true\nhealth = tcp:*:80\n"
+		"[service h]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:0\n"
+		"[service i]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:65536\n"
+		"[service j]\ncommand = /bin/true\nhealth = tcp:[::1]\n"
+		"[service k]\ncommand = /bin/true\nhealth = tcp:[::1:80\n"
+		"[service l]\ncommand = /bin/true\nhealth = tcp:::1:80\n"
+		"[service m]\ncommand = /bin/true\nhealth = https://127.0.0.1/\n"
+		"[service n]\ncommand = /bin/true\nhealth = http:///x\n"
+		"[service o]\ncommand = /bin/true\nhealth = http://127.0.0.1/a b\n"
+		"[service p]\ncommand = /bin/true\nhealth = http://127.0.0.1/a\tb\n"
+		"[service q]\ncommand = /bin/true\nhealth = http://127.0.0.1/caf\xc3\xa9\n"
+		"[service r]\ncommand = /bin/true\nhealth = http://127.0.0.1/x#frag\n"
+		"[service s]\ncommand = /bin/true\nhealth = http://0.0.0.0:80/\n"
+		"[service t]\ncommand = /bin/true\nhealth = http://127.0.0.1:http/\n"
+		"[service u]\ncommand = /bin/true\nhealth = HTTP://127.0.0.1/\n"
+		"[service v]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth = tcp:127.0.0.1:81\n"
+		"[service w]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth_interval = 0\n"
+		"health_timeout = soon\nhealth_retries = 0\nhealth_start_period = -1s\n"
+		"[service x]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth_retries = 1001\n"
+		"health_timeout = 0ms\n"
+		"[service y]\ncommand = /bin/true\nhealth = tcp:127.0.0.1:80\nhealth_interval = 1s\n"
+		"health_timeout = soon\n",
+		"drover.conf:3: bad health in [service web]: \"ping:127.0.0.1\" " BAD_PROBE,
+		"drover.conf:6: bad health in [service a]: \"exec:\" has no command after exec:",
+		"drover.conf:9: bad health in [service b]: \"exec:/bin/sh -c 'exit 0\" has an unterminated single quote",
+		"drover.conf:12: bad health in [service c]: \"tcp:8080\" has no host or no port "
+		"(use tcp:HOST:PORT, like tcp:127.0.0.1:8080)",
+		"drover.conf:15: bad health in [service d]: \"tcp:db.example:5432\" " BAD_HOST,
+		"drover.conf:18: bad health in [service e]: \"tcp:0.0.0.0:80\" " WILDCARD,
+		"drover.conf:21: bad health in [service f]: \"tcp:[::]:80\" " WILDCARD,
+		"drover.conf:24: bad health in [service g]: \"tcp:*:80\" " WILDCARD,
+		"drover.conf:27: bad health in [service h]: \"tcp:127.0.0.1:0\" has a bad port (use 1 to 65535)",
+		"drover.conf:30: bad health in [service i]: \"tcp:127.0.0.1:65536\" has a bad port (use 1 to 65535)",
+		"drover.conf:33: bad health in [service j]: \"tcp:[::1]\" has no port (use HOST:PORT)",
+		"drover.conf:36: bad health in [service k]: \"tcp:[::1:80\" has a bad host ([IPv6 address] without its ']')",
+		"drover.conf:39: bad health in [service l]: \"tcp:::1:80\" " BAD_HOST,
+		"drover.conf:42: bad health in [service m]: \"https://127.0.0.1/\" is https, which is not supported: "
+		"droverd never parses more than a status line",
+		"drover.conf:45: bad health in [service n]: \"http:///x\" has no host (use http://HOST:PORT/PATH)",
+		"drover.conf:48: bad health in [service o]: \"http://127.0.0.1/a b\" " BAD_BYTE,
+		"drover.conf:51: bad health in [service p]: \"http://127.0.0.1/a\tb\" " BAD_BYTE,
+		"drover.conf:54: bad health in [service q]: \"http://127.0.0.1/caf\xc3\xa9\" " BAD_BYTE,
+		"drover.conf:57: bad health in [service r]: \"http://127.0.0.1/x#frag\" " BAD_BYTE,
+		"drover.conf:60: bad health in [service s]: \"http://0.0.0.0:80/\" " WILDCARD,
+		"drover.conf:63: bad health in [service t]: \"http://127.0.0.1:http/\" has a bad port (use 1 to 65535)",
+		"drover.conf:66: bad health in [service u]: \"HTTP://127.0.0.1/\" " BAD_PROBE,
+		"drover.conf:70: duplicate key \"health\" in [service v] (first set at drover.conf:69)",
+		"drover.conf:74: bad health_interval in [service w]: \"0\" must be more than zero",
+		"drover.conf:75: bad health_timeout in [service w]: \"soon\" " BAD_DURATION,
+		"drover.conf:76: bad health_retries in [service w]: \"0\" must be at least 1",
+		"drover.conf:77: bad health_start_period in [service w]: \"-1s\" " BAD_DURATION,
+		"drover.conf:81: bad health_retries in [service x]: \"1001\" is too large",
+		"drover.conf:82: bad health_timeout in [service x]: \"0ms\" must be more than zero",
+		"drover.conf:87: bad health_timeout in [service y]: \"soon\" " BAD_DURATION);
+
+	/* A path up to HEALTH_PATH_MAX bytes is taken, one more is not. */
+	n = snprintf(text, sizeof(text), "[service a]\ncommand = /bin/true\nhealth = http://127.0.0.1/");
+	memset(text + n, 'p', HEALTH_PATH_MAX - 1);
+	snprintf(text + n + HEALTH_PATH_MAX - 1, 3, "\n");
+	assert_int_equal(strlen(svc(load_ok(*state, text), "a")->health.path), HEALTH_PATH_MAX);
+	snprintf(text + n + HEALTH_PATH_MAX - 1, 3, "p\n");
+	text[strlen(text) - 1] = '\0';
+	snprintf(want, sizeof(want), "drover.conf:3: bad health in [service a]: \"%s\" "
+		 "has a path longer than 512 bytes", strstr(text, "http://"));
+	strcat(text, "\n");
+	LOAD_FAILS(*state, text, want);
+}
+
+static void test_error_health_rules(void **state)
+{
+	LOAD_FAILS(*state,
+		"[service once]\n"
+		"mode = oneshot\n"
+		"command = /bin/true\n"
+		"health = tcp:127.0.0.1:80\n"
+		"health_retries = 2\n"
+		"ready = health\n"
+		"[service acc]\n"
+		"mode = accept\n"
+		"command = /bin/true\n"
+		"listen = tcp:127.0.0.1:9000\n"
+		"health = tcp:127.0.0.1:9000\n"
+		"[service tick]\n"
+		"mode = timer\n"
+		"command = /bin/true\n"
+		"every = 1m\n"
+		"health_interval = 5s\n"
+		"ready = health\n"
+		"[service noprobe]\n"
+		"command = /bin/true\n"
+		"ready = health\n"
+		"health_interval = 5s\n"
+		"health_timeout = 1s\n"
+		"health_retries = 2\n"
+		"health_start_period = 1m\n"
+		"[service slow]\n"
+		"mode = prefork\n"
+		"command = /bin/true\n"
+		"listen = tcp:127.0.0.1:9001\n"
+		"health = http://127.0.0.1:9001/\n"
+		"health_timeout = 15s\n"
+		"[service slow2]\n"
+		"command = /bin/true\n"
+		"health_timeout = 3s\n"
+		"health = exec:check\n"
+		"health_interval = 2500ms\n",
+		"drover.conf:4: health does not apply to mode oneshot in [service once] (it is for mode daemon, prefork)",
+		"drover.conf:5: health_retries does not apply to mode oneshot in [service once] "
+		"(it is for mode daemon, prefork)",
+		"drover.conf:6: ready = health does not apply to mode oneshot in [service once]",
+		"drover.conf:11: health does not apply to mode accept in [service acc] (it is for mode daemon, prefork)",
+		"drover.conf:16: health_interval does not apply to mode timer in [service tick] "
+		"(it is for mode daemon, prefork)",
+		"drover.conf:17: ready does not apply to mode timer in [service tick] "
+		"(it is for mode daemon, prefork, oneshot)",
+		"drover.conf:20: ready = health needs a \"health\" probe in [service noprobe]",
+		"drover.conf:21: health_interval needs a \"health\" probe in [service noprobe]",
+		"drover.conf:22: health_timeout needs a \"health\" probe in [service noprobe]",
+		"drover.conf:23: health_retries needs a \"health\" probe in [service noprobe]",
+		"drover.conf:24: health_start_period needs a \"health\" probe in [service noprobe]",
+		"drover.conf:30: health_timeout (15s) is above health_interval (10s) in [service slow]",
+		"drover.conf:33: health_timeout (3s) is above health_interval (2.5s) in [service slow2]");
+}
+
 /* ---- reload diff ---- */
 
 /* config_files of the base service: absolute, so that these tests do not
@@ -1698,6 +1986,36 @@ static void test_compare_config_files_content(void **state)
 	conf_errors_free(&e4);
 }
 
+/* Probe settings are supervision: a reload applies them live. Changing
+ * ready (to or from health) still replaces, as ready decides what the
+ * process gets (NOTIFY_SOCKET). */
+static void test_compare_health(void **state)
+{
+	struct fx *f = *state;
+	char a[2048], b[2048];
+
+	set_cf(f, "v1\n");
+	expect_change(f, "health", "health = tcp:127.0.0.1:9100", CHANGE_LIVE);
+	base_with(a, sizeof(a), "health", "health = tcp:127.0.0.1:9100");
+	strcat(a, "health_interval = 5s\nhealth_timeout = 1s\nhealth_retries = 2\nhealth_start_period = 0\n");
+	assert_int_equal(compare_texts(f, a, a), CHANGE_NONE);
+	base_with(b, sizeof(b), "health", "health = http://127.0.0.1:9100/ok");
+	assert_int_equal(compare_texts(f, a, b), CHANGE_LIVE);
+	base_with(b, sizeof(b), "health", "health = exec:/bin/true");
+	strcat(b, "health_interval = 1s\nhealth_timeout = 1s\nhealth_retries = 5\nhealth_start_period = 30s\n");
+	assert_int_equal(compare_texts(f, a, b), CHANGE_LIVE);
+	assert_int_equal(compare_texts(f, b, a), CHANGE_LIVE);
+	base_with(b, sizeof(b), NULL, NULL);
+	assert_int_equal(compare_texts(f, a, b), CHANGE_LIVE);
+	/* The same probe change with a process key: replaced. */
+	base_with(b, sizeof(b), "command", "command = /bin/true --other");
+	strcat(b, "health = tcp:127.0.0.1:9101\n");
+	assert_int_equal(compare_texts(f, a, b), CHANGE_REPLACE);
+	base_with(b, sizeof(b), "health", "health = tcp:127.0.0.1:9100");
+	strcat(b, "ready = health\n");
+	assert_int_equal(compare_texts(f, a, b), CHANGE_REPLACE);
+}
+
 /* Relative paths in the configuration (config_files, control) are taken
  * from the directory of the file that holds them - also when that file was
  * named without a directory ("drover -c drover.conf check"). */
@@ -1796,6 +2114,13 @@ int main(void)
 		T(test_compare_live_and_replace),
 		T(test_compare_config_files_content),
 		T(test_relative_paths),
+		T(test_health_defaults),
+		T(test_health_exec),
+		T(test_health_tcp),
+		T(test_health_http),
+		T(test_error_health_values),
+		T(test_error_health_rules),
+		T(test_compare_health),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
