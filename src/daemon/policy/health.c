@@ -57,8 +57,10 @@ void health_stop(struct service *s)
 {
 	timer_cancel(&s->t_health);
 	probe_cancel(s);
-	if (s->health != H_NONE)
-		s->health = H_STARTING;	/* what the next start begins with */
+	/* Unhealthy stays shown until the next start (it is why it stopped);
+	 * anything else starts again from `starting`. */
+	if (s->health == H_HEALTHY)
+		s->health = H_STARTING;
 }
 
 void health_free(struct service *s)
