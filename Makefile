@@ -226,7 +226,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= $(BUILD)-fuzz
 FUZZ_TIME    ?= 60
-FUZZ_TARGETS ?= conf proto notify state
+FUZZ_TARGETS ?= conf proto notify state probe
 FUZZ_ARGS    ?=
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  = -std=c11 $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
@@ -250,7 +250,7 @@ $(FUZZ_BUILD)/fuzz_conf $(FUZZ_BUILD)/fuzz_proto: $(FUZZ_BUILD)/fuzz_%: \
 		$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libshared.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS) -o $@ $^
 
-$(FUZZ_BUILD)/fuzz_notify $(FUZZ_BUILD)/fuzz_state: $(FUZZ_BUILD)/fuzz_%: \
+$(FUZZ_BUILD)/fuzz_notify $(FUZZ_BUILD)/fuzz_state $(FUZZ_BUILD)/fuzz_probe: $(FUZZ_BUILD)/fuzz_%: \
 		$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libdaemon.a $(FUZZ_BUILD)/libshared.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
 
