@@ -259,6 +259,14 @@ stop_timeout = 1m
     d.wait_state("stubborn", "ready")
     assert d.drover("stop", "--no-wait", "stubborn").rc == 0
     d.wait_state("stubborn", "stopping")
+    try:
+        check_backoff_and_stopping(d, conf)
+    finally:
+        d.drover("signal", "stubborn", "KILL")
+    d.wait_state("stubborn", "stopped")
+
+
+def check_backoff_and_stopping(d, conf):
     before = snapshot(d)
     log_before = d.log()
     d.write_config(conf.replace("exit 3", "exit 4").replace("1000", "1001"))
@@ -271,8 +279,6 @@ stop_timeout = 1m
         [("flaky", "backoff", False), ("stubborn", "stopping", True)]
     assert snapshot(d) == before
     assert d.log()[len(log_before):].count("\n") == 2, d.log()[len(log_before):]
-    assert d.drover("signal", "stubborn", "KILL").rc == 0
-    d.wait_state("stubborn", "stopped")
 
 
 # An escape that clears the screen, an invalid byte, a C1 CSI: in a listen
@@ -314,3 +320,33 @@ def test_usage_errors(droverd):
         assert (r.rc, r.out) == (2, ""), r
         assert r.err.startswith(f"drover: {msg}\n\nusage:"), r
     assert d.log().count("reload") == 0
+
+
+def test_retired_socket_closed_after_the_old_configuration_is_gone(droverd):
+    """Found by the dry-run test under ASan: a socket a reload dropped from
+    a replaced service stays open (retired) until its old process ends; it
+    pointed into the old configuration, which is freed as soon as the last
+    removed service using it goes. The old process here ends half a second
+    after the removed one: closing the retired socket then read freed
+    memory (listen.c close_one). Only the sanitized build sees it."""
+    p1, p2 = free_port(), free_port()
+    slow_exit = "/bin/sh -c 'trap \"sleep 0.5; exit 0\" TERM; /bin/sleep 1000 & wait'"
+    d = droverd(f"""
+[service repl]
+command = {slow_exit}
+listen = tcp:127.0.0.1:{p1}
+listen = tcp:127.0.0.1:{p2}
+
+[service gone]
+command = /bin/sleep 1000
+""")
+    old = d.wait_state("repl", "ready")["pids"][0]
+    d.wait_state("gone", "ready")
+    d.write_config(f"[service repl]\ncommand = {slow_exit} x\nlisten = tcp:127.0.0.1:{p1}\n")
+    assert d.drover("reload").rc == 0
+    wait_for(lambda: "gone" not in d.status(), what="gone to go")
+    wait_for(lambda: (st := d.status("repl"))["pids"] and old not in st["pids"], what="repl replaced")
+    wait_for(lambda: str(p2) not in str(fds_of(d.pid)) and not any(
+        f":{p2:04X} " in line for line in open("/proc/net/tcp").read().splitlines()[1:]),
+        what=f"port {p2} closed")
+    assert d.drover("status").rc == 0
