@@ -40,6 +40,7 @@ import platform
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ SCENARIOS = ("none", "tcp", "http", "exec")
 TOTAL_TIMEOUT = 20 * 60          # the whole run, whatever happens
 UP_TIMEOUT = 120.0               # every service's process up
 HEALTHY_TIMEOUT = 60.0           # then every service healthy, or measured anyway
+STATUS_TIMEOUT = 60.0            # one `drover status --json`
 PERF = "/usr/bin/perf"
 TICK = os.sysconf("SC_CLK_TCK")
 HTTP_OK = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
@@ -231,6 +233,39 @@ def stop_fork_count(p, workdir):
     return (forks, span) if span else None
 
 
+def sample_wchan(pid, until):
+    """Until `until`, every 20 ms: where droverd's thread is (its state, and
+    the kernel function it sleeps in). {where: samples}."""
+    out = {}
+    while True:
+        now = time.monotonic()
+        if now >= until:
+            return out
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                w = f.read().strip() or "0"
+            st = common.proc_stat(pid)
+            key = f"{st[0] if st else '?'} {'running' if w == '0' else w}"
+            out[key] = out.get(key, 0) + 1
+        except OSError:
+            pass
+        time.sleep(min(0.02, until - now))
+
+
+def log_findings(log):
+    """Counts of droverd's log lines that say something went wrong."""
+    out = {}
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        for word in ("unhealthy", "probe failed", "skipped", "warn", "error"):
+            if word in line:
+                out[word] = out.get(word, 0) + 1
+    return out
+
+
 # ---------------------------------------------------------------- droverd
 
 
@@ -264,11 +299,21 @@ class HealthDroverd(common.Droverd):
         ms = round(self.interval * 1000)
         return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
-    def summary(self):
+    def timed_status(self):
+        """(`drover status --json`, seconds it took); (None, limit) when
+        droverd did not answer within STATUS_TIMEOUT."""
+        t0 = time.monotonic()
+        try:
+            out = json.loads(self.drover("status", "--json", timeout=STATUS_TIMEOUT))
+        except subprocess.TimeoutExpired:
+            return None, STATUS_TIMEOUT
+        return out, time.monotonic() - t0
+
+    def summary(self, status=None):
         """(ready, healthy, restarts total, [names not fine])."""
         ready = healthy = restarts = 0
         bad = []
-        for s in self.status():
+        for s in status if status is not None else self.timed_status()[0] or []:
             ok = s["state"] == "ready" and s["restarts"] == 0
             ready += s["state"] == "ready"
             restarts += s["restarts"]
@@ -316,18 +361,23 @@ def measure(procs, tmp, n, scenario, rep, ports, opts):
         s0 = server_stats(ports["stats"])
         perf = start_fork_count(procs, sup.dir, pid) if scenario == "exec" else None
         f0, (own0, kids0), t0 = forks_since_boot(), cpu_ticks(pid), time.monotonic()
-        time.sleep(opts.window)
+        where = sample_wchan(pid, t0 + opts.window)
         f1, (own1, kids1), t1 = forks_since_boot(), cpu_ticks(pid), time.monotonic()
         perf_forks = stop_fork_count(perf, sup.dir)
         s1 = server_stats(ports["stats"])
         rss = common.mem_kb(pid)[0]
         sup.check_alive()
-        ready, healthy, restarts, bad = sup.summary()
+        status, t_status = sup.timed_status()
+        ready, healthy, restarts, bad = sup.summary(status or [])
+        if status is None:
+            bad = [f"`drover status --json` got no answer within {STATUS_TIMEOUT:.0f} s"]
         dt = t1 - t0
         out = {"scenario": scenario, "n": n, "dt": dt, "own_s": (own1 - own0) / TICK,
                "kids_s": (kids1 - kids0) / TICK, "forks": f1 - f0, "rss": rss,
                "ready": ready, "healthy": healthy, "restarts": restarts, "bad": bad,
-               "t_healthy": t_healthy, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+               "t_healthy": t_healthy, "fds": len(os.listdir(f"/proc/{pid}/fd")),
+               "t_status": t_status, "answered": status is not None,
+               "log": log_findings(sup.log), "wchan": where}
         if perf_forks is not None:      # perf counted a little longer than dt
             out["perf_forks"] = perf_forks
             out["probes"] = round(perf_forks[0] * dt / perf_forks[1]) if perf_forks[1] else 0
@@ -370,7 +420,8 @@ def row(r, opts):
     return (r["scenario"], r["n"], f"{rate:.0f}" if r["scenario"] != "none" else "-",
             f"{expect:.0f}" if expect else "-", f"{own:.2f}", per,
             f"{kids:.1f}" if r["scenario"] == "exec" else "-", kper,
-            f"{r['rss'] / 1024:.2f}", f"{fine}/{r['n']}", r["restarts"])
+            f"{r['rss'] / 1024:.2f}", f"{fine}/{r['n']}", r["restarts"],
+            f"{r['t_status']:.2f}" if r["answered"] else f">{r['t_status']:.0f}")
 
 
 def summary_line(r, opts):
@@ -391,8 +442,11 @@ def summary_line(r, opts):
         line += (f"; the probes themselves (fork+exec of /bin/true) {kids:.0f}% of a core, "
                  f"{kper:.0f} us each")
     fine = r["healthy"] == r["n"] and r["restarts"] == 0
-    line += ("; all healthy, no restarts" if fine
-             else f"; {r['n'] - r['healthy']} NOT healthy, {r['restarts']} restarts")
+    if not r["answered"]:
+        line += f"; `drover status` got NO answer within {r['t_status']:.0f} s"
+    else:
+        line += ("; all healthy, no restarts" if fine
+                 else f"; {r['n'] - r['healthy']} NOT healthy, {r['restarts']} restarts")
     return line
 
 
@@ -402,9 +456,10 @@ def report(results, opts):
           f"health_interval {opts.interval:g} s")
     common.table(("scenario", "services", "probes/s", "expected/s", "droverd CPU %",
                   "us/probe", "children CPU %", "child us/probe", "RSS MB", "healthy",
-                  "restarts"), [row(r, opts) for r in results])
+                  "restarts", "status s"), [row(r, opts) for r in results])
     print("(CPU % is of one core; droverd's own utime+stime over the window; children = "
-          "cutime+cstime of the probes it reaped)")
+          "cutime+cstime of the probes it reaped; status s = how long one `drover status "
+          "--json` took after the window)")
     for r in results:
         if "perf_forks" in r:
             print(f"exec, {r['n']} services: probes counted by perf (sched_process_fork of "
@@ -420,6 +475,17 @@ def report(results, opts):
         if r.get("server_bad"):
             print(f"{r['scenario']}, {r['n']} services: {r['server_bad']} connections "
                   f"without a request at the probe server")
+        if r["wchan"]:
+            tot = sum(r["wchan"].values())
+            print(f"droverd's thread, {r['scenario']}, {r['n']} ({tot} samples): " + ", ".join(
+                f"{k} {100 * v / tot:.0f}%" for k, v in
+                sorted(r["wchan"].items(), key=lambda kv: -kv[1])[:4]))
+        if r["log"]:
+            print(f"droverd's log ({r['scenario']}, {r['n']}): " + ", ".join(
+                f"{v} lines with \"{k}\"" for k, v in sorted(r["log"].items())))
+        if len(r["bad"]) > 10:
+            print(f"NOT fine ({r['scenario']}, {r['n']}): {len(r['bad'])} services, the "
+                  f"first 10:")
         for b in r["bad"][:10]:
             print(f"NOT fine ({r['scenario']}, {r['n']}): {b}")
     print()
@@ -476,7 +542,6 @@ def start_probe_server(procs, tmp):
 
 def run(opts, procs, tmp):
     if not (opts.build / "droverd").exists() or not (opts.build / "drover").exists():
-        import subprocess
         subprocess.run(["make", "-C", str(REPO), f"BUILD={opts.build}", "all"], check=True,
                        timeout=600)
     print("drover health-probe benchmark")
