@@ -36,6 +36,7 @@ struct probe {
 	char why[PROBE_WHY_MAX];
 	struct proc *exec;	/* exec: its process, until it has exited */
 	bool reported;		/* exec: timed out and told; its exit is not */
+	bool not_run;		/* exec: it never ran its command (why says why) */
 	char req[512];
 	size_t reqlen, sent;
 	char line[PROBE_LINE_MAX];
@@ -51,9 +52,17 @@ void probe_set_events(const struct probe_events *ev)
 	up = ev;
 }
 
+/* A service's probe record lives only while a probe is under way: a
+ * thousand probed services do not each keep its buffers. */
 bool probe_running(const struct service *s)
 {
-	return s->probe && (s->probe->step != P_IDLE || s->probe->exec || timer_armed(&s->probe->t_report));
+	return s->probe != NULL;
+}
+
+static void release(struct probe *pr)
+{
+	pr->svc->probe = NULL;
+	free(pr);
 }
 
 static void close_socket(struct probe *pr)
@@ -70,11 +79,15 @@ static void finish(struct probe *pr, bool ok, const char *why)
 {
 	char text[PROBE_WHY_MAX];
 
+	struct service *s = pr->svc;
+
 	snprintf(text, sizeof(text), "%s", ok ? "" : why);	/* why may be pr->why */
 	timer_cancel(&pr->t_limit);
 	close_socket(pr);
 	pr->step = P_IDLE;
-	up->done(pr->svc, ok, text);
+	if (!pr->exec)
+		release(pr);	/* else: timed out, kept until its exit */
+	up->done(s, ok, text);
 }
 
 static void fail(struct probe *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -229,8 +242,12 @@ static void limit_due(struct timer *t)
 static void report_due(struct timer *t)
 {
 	struct probe *pr = PROBE_OF(t, t_report);
+	struct service *s = pr->svc;
+	char why[PROBE_WHY_MAX];
 
-	up->done(pr->svc, false, pr->why);
+	snprintf(why, sizeof(why), "%s", pr->why);
+	release(pr);
+	up->done(s, false, why);
 }
 
 /* Could not even start: told from the loop, never from inside the call. */
@@ -270,11 +287,24 @@ static void start_network(struct probe *pr)
 	timer_after(&pr->t_limit, h->timeout, limit_due);
 }
 
+/* A detached start that never ran the command: told before its exit. */
+static void exec_not_run(struct service *s, const char *why)
+{
+	struct probe *pr = s->probe;
+
+	if (!pr)
+		return;
+	snprintf(pr->why, sizeof(pr->why), "%s: %s", s->conf->health.text, why);
+	pr->not_run = true;
+}
+
+/* Detached (spawn.h): droverd does not wait for the exec, so a thousand
+ * probes do not hold its loop in fork. */
 static void start_exec(struct probe *pr)
 {
 	struct service *s = pr->svc;
 	struct launch_opts o = { .slot = -1, .conn_fd = -1, .no_listeners = true, .unlisted = true,
-				 .argv = s->conf->health.argv };
+				 .argv = s->conf->health.argv, .spawn_failed = exec_not_run };
 	char err[300];
 	struct proc *p = launch_proc(s, &o, err, sizeof(err));
 
@@ -286,26 +316,24 @@ static void start_exec(struct probe *pr)
 	}
 	p->probe = true;
 	pr->exec = p;
-	pr->reported = false;
+	pr->reported = pr->not_run = false;
 	pr->step = P_EXEC;
 	timer_after(&pr->t_limit, s->conf->health.timeout, limit_due);
 }
 
 int probe_start(struct service *s)
 {
-	struct probe *pr = s->probe;
+	struct probe *pr;
 
 	if (probe_running(s))
 		return -1;
-	if (!pr) {
-		if (!(pr = calloc(1, sizeof(*pr)))) {
-			log_error("%s: cannot probe: out of memory", s->conf->name);
-			return -1;
-		}
-		pr->svc = s;
-		pr->w.fd = -1;
-		s->probe = pr;
+	if (!(pr = calloc(1, sizeof(*pr)))) {
+		log_error("%s: cannot probe: out of memory", s->conf->name);
+		return -1;
 	}
+	pr->svc = s;
+	pr->w.fd = -1;
+	s->probe = pr;
 	if (s->conf->health.kind == HEALTH_EXEC)
 		start_exec(pr);
 	else
@@ -321,9 +349,13 @@ void probe_exited(struct proc *p, int status)
 	if (!pr || pr->exec != p)
 		return;
 	pr->exec = NULL;
-	if (pr->reported)
-		return;		/* timed out: told already */
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (pr->reported) {
+		release(pr);	/* timed out: told already */
+		return;
+	}
+	if (pr->not_run)
+		finish(pr, false, pr->why);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		finish(pr, true, NULL);
 	else if (WIFEXITED(status))
 		fail(pr, "exited with status %d", WEXITSTATUS(status));
@@ -345,7 +377,5 @@ void probe_cancel(struct service *s)
 		pr->exec->svc = NULL;	/* reaped later, told to no one */
 		pr->exec = NULL;
 	}
-	pr->step = P_IDLE;
-	s->probe = NULL;
-	free(pr);
+	release(pr);
 }
