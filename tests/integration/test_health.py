@@ -35,14 +35,18 @@ def servers():
         s.stop()
 
 
+DEFAULTS = {"health_interval": "200ms", "restart_delay": "100ms"}
+
+
 def svc(health, name="web", extra="", command="/bin/sleep 1000"):
+    """A probed daemon; extra's keys replace DEFAULTS."""
+    keys = {line.split("=")[0].strip() for line in extra.splitlines() if "=" in line}
+    dflt = "".join(f"{k} = {v}\n" for k, v in DEFAULTS.items() if k not in keys)
     return f"""
 [service {name}]
 command = {command}
 health = {health}
-health_interval = 200ms
-restart_delay = 100ms
-{extra}
+{dflt}{extra}
 """
 
 
@@ -50,14 +54,22 @@ def restarts(d, name="web"):
     return d.status(name)["restarts"]
 
 
+def wait_status(d, cond, what, name="web", timeout=10):
+    """The first status record of name for which cond(record) holds (one
+    snapshot: a service may move on between two status calls)."""
+    def check():
+        st = d.status(name)
+        return cond(st) and st
+    return wait_for(check, timeout, what=f"{what} (it is {d._safe_state(name)})\n--- log:\n{d.log()}")
+
+
 def wait_health(d, health, name="web", timeout=10):
-    return wait_for(lambda: d.status(name).get("health") == health and d.status(name), timeout,
-                    what=f"{name} to be {health} (it is {d._safe_state(name)})\n--- log:\n{d.log()}")
+    return wait_status(d, lambda st: st.get("health") == health, f"{name} to be {health}", name, timeout)
 
 
 def wait_restarted(d, name="web", at_least=1, timeout=10):
-    return wait_for(lambda: d.status(name)["restarts"] >= at_least and d.status(name), timeout,
-                    what=f"{name} restarted {at_least} times ({d._safe_state(name)})\n--- log:\n{d.log()}")
+    return wait_status(d, lambda st: st["restarts"] >= at_least, f"{name} restarted {at_least} times",
+                       name, timeout)
 
 
 def unhealthy_line(name, retries, why, then="restarting it"):
@@ -84,11 +96,10 @@ def test_tcp_probe_restarts_when_the_port_closes_and_recovers(droverd, servers):
 
     srv.stop_listening()
     d.wait_log(re.escape(unhealthy_line("web", 3, why)))
-    st = wait_for(lambda: d.status("web")["state"] == "backoff" and d.status("web"),
-                  what=f"web in backoff\n{d.log()}")
-    assert st["reason"] == f"unhealthy: {why}", st
+    st = wait_status(d, lambda st: st["state"] == "backoff", "web in backoff")
+    assert st["reason"] == f"unhealthy: {why}; restarting in 500ms", st
     assert st["health"] == "unhealthy" and st["health_text"] == why, st
-    assert st["restarts"] == 1, st
+    assert st["restarts"] == 0, st	# counted when it starts again
     assert not process_exists(pid)
     # the table shows it too
     r = d.drover("status")
@@ -98,7 +109,7 @@ def test_tcp_probe_restarts_when_the_port_closes_and_recovers(droverd, servers):
     srv.listen_again()
     st = wait_health(d, "healthy")
     assert st["state"] == "ready" and st["pids"] and st["pids"][0] != pid, st
-    assert st["health_text"] == "", st
+    assert st["health_text"] == "" and st["restarts"] == 1, st
 
 
 # --- http -----------------------------------------------------------------------
@@ -139,8 +150,7 @@ def test_http_failure_makes_it_unhealthy_and_restarts_it(droverd, servers, mode)
     st = wait_health(d, "unhealthy")
     assert st["health_text"] == why, st
     d.wait_log(re.escape(unhealthy_line("web", 2, why)))
-    st = wait_restarted(d)
-    assert st["health_text"] == why, st
+    wait_restarted(d)
     assert not process_exists(pid)
     # never a raw escape byte, in the table or droverd's log
     r = d.drover("status")
@@ -174,7 +184,8 @@ def test_hanging_probe_never_delays_droverd(droverd, servers):
     assert worst < 0.5 * SLOW, f"a status call took {worst:.3f}s during a hanging probe"
     why = f"{url}: no status line within 1s"
     d.wait_log(re.escape(unhealthy_line("web", 3, why)))
-    assert d.status("web")["health_text"] == why
+    st = wait_status(d, lambda st: st["state"] == "backoff", "web in backoff")
+    assert st["health"] == "unhealthy" and st["health_text"] == why, st
     # droverd closed each hanging connection at its timeout: none piles up
     assert srv.open_connections() <= 1
 
@@ -183,10 +194,11 @@ def test_hanging_probe_never_delays_droverd(droverd, servers):
 
 def test_exec_probe_exit_status_is_a_failure(droverd):
     probe = "exec:/bin/sh -c 'exit 1'"
-    d = droverd(svc(probe, extra="health_retries = 2\n"))
-    st = wait_restarted(d)
-    d.wait_log(re.escape(unhealthy_line("web", 2, f"{probe}: exited with status 1")))
+    d = droverd(svc(probe, extra="health_retries = 2\nrestart_delay = 500ms\n"))
+    st = wait_health(d, "unhealthy")
     assert st["health_text"] == f"{probe}: exited with status 1", st
+    d.wait_log(re.escape(unhealthy_line("web", 2, f"{probe}: exited with status 1")))
+    wait_restarted(d)
 
 
 def test_exec_probe_passes(droverd):
@@ -201,9 +213,10 @@ def test_exec_probe_killed_at_timeout_with_its_process_group(droverd, tmp_path):
     d = droverd(svc(probe, extra="health_interval = 300ms\nhealth_timeout = 300ms\n"
                                  "health_retries = 2\nrestart_delay = 500ms\n"))
     why = f"{probe}: no exit within 300ms: killed"
-    d.wait_log(re.escape(unhealthy_line("web", 2, why)))
-    st = wait_restarted(d)
+    st = wait_health(d, "unhealthy")
     assert st["health_text"] == why, st
+    d.wait_log(re.escape(unhealthy_line("web", 2, why)))
+    wait_restarted(d)
     pids = [int(x) for x in kids.read_text().split()]
     assert len(pids) >= 2, pids
     # each probe's child went with it, except perhaps the one running now
@@ -220,11 +233,12 @@ def test_exec_probe_runs_with_the_services_user_and_environment(droverd):
 
 
 def test_exec_probe_that_cannot_run_fails_as_a_probe(droverd):
-    d = droverd(svc("exec:/nonexistent/probe", extra="health_retries = 2\n"))
-    st = wait_restarted(d)
+    d = droverd(svc("exec:/nonexistent/probe", extra="health_retries = 2\nrestart_delay = 500ms\n"))
+    st = wait_health(d, "unhealthy")
     assert st["health_text"].startswith("exec:/nonexistent/probe: "), st
     assert "No such file or directory" in st["health_text"], st
     d.wait_log(re.escape(unhealthy_line("web", 2, st["health_text"])))
+    wait_restarted(d)
 
 
 def test_never_two_exec_probes_at_once(droverd, tmp_path):
@@ -285,9 +299,10 @@ def test_ready_health_timeout_is_a_failed_start(droverd, servers):
     srv = servers("error")
     d = droverd(svc(f"http://127.0.0.1:{srv.port}/", name="db",
                     extra="ready = health\nready_timeout = 1s\nrestart_delay = 2s\n"))
-    d.wait_log(r"(?m)^droverd: db: not ready within 1s: stopping it$")
+    d.wait_log(r"(?m)^droverd: warning: db: not ready within 1s: stopping it$")
     st = d.wait_state("db", "backoff")
-    assert st["reason"] == "not ready within 1s", st
+    assert st["reason"] == "not ready within 1s; restarting in 2s", st
+    wait_restarted(d, "db")
     assert "unhealthy (" not in d.log()
 
 
@@ -356,13 +371,11 @@ health_retries = 2
         srv.mode = "error"
         why = f"http://127.0.0.1:{srv.port}/: status 500 Internal Server Error"
         d.wait_log(re.escape(unhealthy_line("pool", 2, why, "rolling to a new generation")))
-        st = wait_for(lambda: d.status("pool")["generation"] > gen and d.status("pool"),
-                      what="a new generation")
+        st = wait_status(d, lambda st: st["generation"] > gen, "a new generation", "pool")
         assert st["restarts"] >= 1, st
         srv.mode = "ok"
         wait_health(d, "healthy", name="pool")
-        st = wait_for(lambda: not old & set(d.status("pool")["pids"]) and d.status("pool"),
-                      what=f"the old workers {old} gone\n{d.log()}")
+        wait_status(d, lambda st: not old & set(st["pids"]), f"the old workers {old} gone", "pool")
         n = seen["ok"]
         wait_for(lambda: seen["ok"] >= n + 20, what="more client traffic")
     finally:
