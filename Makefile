@@ -291,6 +291,13 @@ bench-serve: all
 	@scripts/deps.sh bench
 	$(PYTHON) bench/serve.py --build $(BUILD) $(BENCH_ARGS)
 
+# Health-probe benchmark: droverd's CPU and RSS with 1000 services probed every
+# second (none, tcp, http, exec:/bin/true; probe server on 127.0.0.1); prints
+# figures, asserts nothing. BENCH_ARGS='--services 200 --only none,exec' etc.
+.PHONY: bench-health
+bench-health: all
+	$(PYTHON) bench/health.py --build $(BUILD) $(BENCH_ARGS)
+
 # Zero-downtime soak test, short mode (about 65 s of load): configuration
 # reloads, rolling restarts, in-place and handover upgrades of droverd
 # (alternating between two builds) under keep-alive and open-loop load; fails

@@ -33,6 +33,7 @@ static const char usage_text[] =
 	"  stop NAME ... [--no-wait]      stop, with what requires them; waits until stopped\n"
 	"  restart NAME ... [--no-wait]   stop and start again\n"
 	"  reload [NAME]                  reload the configuration, or one service\n"
+	"  reload --dry-run [--json]      what a reload would do; changes nothing\n"
 	"  signal NAME SIGNAL             send a signal to every process of a service\n"
 	"  check [-c FILE]                validate a configuration (no daemon needed)\n"
 	"  logs NAME [-f] [-n N]          recent output of a service; -f follows\n"
@@ -260,13 +261,40 @@ static void print_reload(const struct proto_reply *r, void *arg)
 	render_changes(stdout, r);
 }
 
+static void print_plan(const struct proto_reply *r, void *arg)
+{
+	if (*(bool *)arg)
+		render_plan_json(stdout, r);
+	else
+		render_plan(stdout, r);
+}
+
+/* reload [NAME] | reload --dry-run [--json] */
 static int cmd_reload(int argc, char **argv)
 {
-	if (argc > 2)
-		usage_error("%s", "reload takes at most one service name");
-	if (argc == 2 && argv[1][0] == '-')
-		usage_error("reload: unknown option %s", argv[1]);
-	return request(argc, argv, argc == 2 ? print_message : print_reload, NULL);
+	char *name = NULL, *args[] = { "reload", "--dry-run" };
+	bool dry = false, json = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0)
+			dry = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (argv[i][0] == '-')
+			usage_error("reload: unknown option %s", argv[i]);
+		else if (name)
+			usage_error("%s", "reload takes at most one service name");
+		else
+			name = argv[i];
+	}
+	if (json && !dry)
+		usage_error("%s", "reload: --json goes with --dry-run");
+	if (dry && name)
+		usage_error("reload: --dry-run plans a reload of the whole configuration, not of %s", name);
+	if (dry)
+		return request(2, args, print_plan, &json);
+	args[1] = name;
+	return request(name ? 2 : 1, args, name ? print_message : print_reload, NULL);
 }
 
 static int cmd_signal(int argc, char **argv)

@@ -226,6 +226,11 @@ static void json_string(FILE *f, const char *s)
 	free(e);
 }
 
+void render_json_string(FILE *f, const char *s)
+{
+	json_string(f, s);
+}
+
 static bool is_number(const char *s)
 {
 	if (*s == '-')

@@ -169,7 +169,6 @@ static void check_health(struct parse *p, struct svc_conf *s)
 		"health_interval", "health_timeout", "health_retries", "health_start_period",
 	};
 	bool can = s->mode == MODE_DAEMON || s->mode == MODE_PREFORK;
-	char a[32], b[32];
 
 	if (s->ready == READY_HEALTH && s->mode == MODE_ONESHOT)	/* others: "ready does not apply" */
 		svc_error(p, s, "ready", NULL, "ready = health does not apply to mode %s", conf_mode_name(s->mode));
@@ -178,11 +177,6 @@ static void check_health(struct parse *p, struct svc_conf *s)
 	for (size_t i = 0; can && !key_set(s, "health") && i < sizeof(settings) / sizeof(settings[0]); i++)
 		if (key_set(s, settings[i]))
 			svc_error(p, s, settings[i], NULL, "%s needs a \"health\" probe", settings[i]);
-	if (key_set(s, "health_timeout") && s->health.interval && s->health.timeout > s->health.interval) {
-		duration_format(s->health.timeout, a, sizeof(a));
-		duration_format(s->health.interval, b, sizeof(b));
-		svc_error(p, s, "health_timeout", NULL, "health_timeout (%s) is above health_interval (%s)", a, b);
-	}
 }
 
 /* The user's primary group unless `group` says otherwise; supplementary

@@ -35,6 +35,12 @@ HERE = Path(__file__).resolve().parent
 SERVICE = "hello"
 BODY = "Hello, world!\n"
 PROCS, MAX_PROCS, STOP_TIMEOUT = 16, 64, 10
+# The service is probed (SPEC 3a) all through the run (--health-interval,
+# --health-timeout: a probe every 200 ms, each allowed 2 s, by default; a
+# probe due while the last one runs is skipped): every probe must pass,
+# whatever the harness does meanwhile.
+HEALTH_RETRIES = 3
+HEALTH_POLL = 0.5           # seconds between two status polls of the health
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -210,6 +216,18 @@ class Soak:
         self.timeline = open(self.dir / "timeline.log", "w", buffering=1)
         self.dlog = open(self.dir / "droverd.log", "w", buffering=1)
         self.threads = []
+        self.current = "start"      # what the harness is doing (for findings)
+        self.restarts_issued = 0    # drover restart commands issued
+        self.probe_failed = []      # (time, action, droverd's line)
+        self.probe_skipped = 0      # a probe still running when the next was due
+        self.probe_since = None     # when droverd started probing (rel. s)
+        self.probe_until = None     # when the last status was read at the end
+        self.probe_starts = 0       # probing (re)started: start, upgrades, handovers
+        self.health_seen = {}       # health value -> status polls that showed it
+        self.health_texts = set()   # health_text values seen (non-empty = a failure)
+        self.health_poll_errors = 0
+        self.poller = None
+        self.poller_stop = threading.Event()
 
     # --- time and logs -------------------------------------------------------
     def now(self):
@@ -272,7 +290,12 @@ class Soak:
                 f"max_procs = {MAX_PROCS}\n"
                 f"stop_timeout = {STOP_TIMEOUT}s\n"
                 + (f"stop_signal = {self.a.stop_signal}\n" if self.a.stop_signal else "") +
-                f"env = SOAK_ROUND={self.round}\n")
+                f"env = SOAK_ROUND={self.round}\n"
+                f"health = http://127.0.0.1:{self.port}/\n"
+                f"health_interval = {self.a.health_interval}ms\n"
+                f"health_timeout = {self.a.health_timeout}ms\n"
+                f"health_retries = {HEALTH_RETRIES}\n"
+                f"ready = health\n")
         tmp = self.conf.with_suffix(".tmp")
         tmp.write_text(text)
         os.chmod(tmp, 0o644)
@@ -297,6 +320,16 @@ class Soak:
         # transition table) fails the run like a failed connection.
         if "error: internal error:" in line:
             self.fail(f"droverd: {line}")
+        # droverd runs with -v: each failed probe is logged (at debug level),
+        # also one whose text a later start of probing (an upgrade, a
+        # handover) would wipe from drover status before a poll saw it.
+        name = f"{SERVICE}: "
+        if line.startswith(name) or f" {name}" in line:
+            if ": probe failed: " in line or f"{name}unhealthy (" in line:
+                self.probe_failed.append((t, self.current, line))
+                self.fail(f"health probe failed at {t:.3f} s, during {self.current}: {line}")
+            elif "the last probe is still running" in line:
+                self.probe_skipped += 1
 
     def drover(self, *args, timeout=90):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -317,11 +350,13 @@ class Soak:
     def start_droverd(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.droverd = subprocess.Popen(
-            [str(self.bin / "droverd"), "-c", str(self.conf), "-S", str(self.sock)],
+            [str(self.bin / "droverd"), "-v", "-c", str(self.conf), "-S", str(self.sock)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=env, cwd=self.dir, start_new_session=True)
         self.dpid = self.droverd.pid
         self.known_droverds.add(self.dpid)
+        self.probe_since = self.now()
+        self.probe_starts += 1
         self.reader(self.droverd.stdout, self.on_droverd_line)
         deadline = time.monotonic() + 30
         while True:
@@ -329,7 +364,8 @@ class Soak:
                 raise SoakError("droverd exited at start (see droverd.log)")
             try:
                 st = self.status()
-                if st["state"] == "ready" and st["idle"] + st["busy"] >= PROCS:
+                if (st["state"] == "ready" and st["idle"] + st["busy"] >= PROCS
+                        and st.get("health") == "healthy"):
                     break
             except (SoakError, ValueError, KeyError, IndexError):
                 pass
@@ -448,6 +484,51 @@ class Soak:
         self.wrk_file.close()
         self.event("clients stopped")
 
+    # --- health --------------------------------------------------------------------
+    def check_health(self, st, where):
+        """A status record says the probes have all passed so far: no failure
+        text, not unhealthy, no restart the harness did not ask for."""
+        health, text = st.get("health"), st.get("health_text")
+        self.health_seen[health] = self.health_seen.get(health, 0) + 1
+        if health is None or text is None:
+            self.fail(f"{where}: drover status shows no health for {SERVICE}: {st}")
+            return False
+        ok = True
+        if text and text not in self.health_texts:
+            self.health_texts.add(text)
+            self.fail(f"{where}, during {self.current}: health_text is \"{text}\" (health {health})")
+            ok = False
+        if health == "unhealthy":
+            self.fail(f"{where}, during {self.current}: health is unhealthy")
+            ok = False
+        if st["restarts"] > self.restarts_issued:
+            self.fail(f"{where}, during {self.current}: {st['restarts']} restarts, the harness "
+                      f"asked for {self.restarts_issued}")
+            ok = False
+        return ok
+
+    def poll_health(self):
+        """Reads the service's health every HEALTH_POLL seconds while the load
+        runs. A status that cannot be read (droverd in the middle of an
+        upgrade) is counted, not judged: the actions check droverd answers."""
+        while not self.poller_stop.wait(HEALTH_POLL):
+            try:
+                st = self.status()
+            except (SoakError, ValueError, KeyError, IndexError):
+                self.health_poll_errors += 1
+                continue
+            if not self.check_health(st, "status poll"):
+                return      # said once; droverd's log has every failure
+
+    def start_poller(self):
+        self.poller = threading.Thread(target=self.poll_health, daemon=True)
+        self.poller.start()
+
+    def stop_poller(self):
+        if self.poller:
+            self.poller_stop.set()
+            self.poller.join(timeout=60)
+
     def wait_gen(self, gen, timeout):
         with self.gen_cv:
             self.gen_cv.wait_for(lambda: gen in self.gen_first, timeout=timeout)
@@ -456,6 +537,7 @@ class Soak:
     # --- actions -----------------------------------------------------------------
     def action(self, n, total, kind):
         self.event(f"== action {n}/{total}: {kind} (droverd pid {self.dpid}, generation {self.gen})")
+        self.current = f"action {n}/{total} ({kind})"
         try:
             ok, lat, what = getattr(self, f"do_{kind}")()
         except SoakError as e:
@@ -467,6 +549,16 @@ class Soak:
         else:
             self.failed_actions[kind] += 1
             self.fail(f"action {n}/{total} ({kind}) failed: {what}")
+            self.resync_generation()
+        self.current = f"the load after action {n}/{total} ({kind})"
+
+    def resync_generation(self):
+        """After a failed action, go on from the generation droverd has, so
+        that one failure does not fail every later action too."""
+        try:
+            self.gen = self.status()["generation"]
+        except (SoakError, ValueError, KeyError, IndexError):
+            pass
 
     def new_generation(self, kind, t_issue, rc, out, err):
         expected = self.gen + 1
@@ -492,6 +584,7 @@ class Soak:
 
     def do_restart(self):
         t = self.now()
+        self.restarts_issued += 1
         rc, out, err = self.drover("restart", SERVICE)
         return self.new_generation("restart", t, rc, out, err)
 
@@ -500,6 +593,7 @@ class Soak:
         self.install(target)
         pid = self.dpid
         t = self.now()
+        self.probe_starts += 1     # the new image probes from `starting`
         rc, out, err = self.drover("upgrade")
         lat = self.now() - t
         if rc != 0:
@@ -518,6 +612,7 @@ class Soak:
         self.install(target)
         old = self.dpid
         t = self.now()
+        self.probe_starts += 1     # the new droverd probes from `starting`
         rc, out, err = self.drover("upgrade", "--handover")
         m = re.search(r"new droverd \(pid (\d+)\)", out)
         if rc == 0 and not m:
@@ -607,6 +702,8 @@ class Soak:
                     problems.append(f"generation {st['generation']}, expected {self.gen}")
                 if st["idle"] + st["busy"] < PROCS:
                     problems.append(f"{st['idle'] + st['busy']} workers ready, fewer than {PROCS}")
+                if st.get("health") != "healthy":
+                    problems.append(f"health {st.get('health')} ({st.get('health_text')})")
             procs = self.our_processes()
             droverds = [p for p, exe in procs if "/bin/droverd" in exe]
             workers = [p for p, exe in procs if "/bin/hello-worker" in exe]
@@ -625,6 +722,11 @@ class Soak:
                     self.fail(f"not healthy at the end: {p}")
                 return
             time.sleep(0.1)
+        self.probe_until = self.now()
+        self.check_health(st, "at the end")
+        if st["restarts"] != self.restarts_issued:
+            self.fail(f"at the end: {st['restarts']} restarts, the harness asked for "
+                      f"{self.restarts_issued}")
         body, gen = self.http_get()
         if body != BODY or gen != self.gen:
             self.fail(f"at the end, hello-worker answers {body!r} with generation {gen}")
@@ -758,6 +860,9 @@ class Soak:
         self.say(f"  build B: {self.build_b} (droverd sha256 {self.sha['B'][:12]})")
         self.say(f"  service {SERVICE}: prefork hello-worker on tcp:127.0.0.1:{self.port}, "
                  f"procs = {PROCS}, max_procs = {MAX_PROCS}, stop_timeout = {STOP_TIMEOUT}s")
+        self.say(f"  health = http://127.0.0.1:{self.port}/, health_interval = {a.health_interval}ms, "
+                 f"health_timeout = {a.health_timeout}ms, health_retries = {HEALTH_RETRIES}, "
+                 f"ready = health")
         self.say(f"  clients: open-loop {a.rate}/s (a new connection per request) and "
                  f"wrk -t{a.wrk_threads} -c{a.wrk_conns} (keep-alive)")
         self.say(f"  network: " + ("a namespace of its own (only this test's sockets; nstat counts "
@@ -770,10 +875,14 @@ class Soak:
         self.start_droverd()
         self.event(f"droverd pid {self.dpid} ready, generation {self.gen}")
         self.start_clients()
+        self.start_poller()
         t_load = self.now()
         self.schedule()
+        self.current = "the end of the load"
         self.stop_clients()
+        self.stop_poller()
         load_secs = self.now() - t_load
+        self.current = "the end"
         nstat_after = self.nstat()
         self.health = None
         self.final_health()
@@ -841,6 +950,7 @@ class Soak:
         for k, _ in ACTION_KINDS:
             if self.done[k] != want[k] and not self.failed_actions[k]:
                 self.fail(f"only {self.done[k]} of {want[k]} {k} actions ran")
+        self.report_health()
         self.say("")
         self.say("== kernel (nstat -az, delta over the run)")
         for key in ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPSynRetrans"):
@@ -862,6 +972,35 @@ class Soak:
                  f"{'none' if self.nothing_left else 'SOME (see above)'}")
 
 
+    def report_health(self):
+        """Probes are not counted one by one (a passing probe leaves no
+        trace): each start of probing (droverd's start, each upgrade and
+        handover) probes at once, then every interval until the end."""
+        self.say("")
+        self.say(f"== health probes (every {self.a.health_interval} ms, timeout "
+                 f"{self.a.health_timeout} ms)")
+        if self.probe_since is None or self.probe_until is None:
+            self.say("  (no estimate: the run did not reach its end)")
+        else:
+            span = self.probe_until - self.probe_since
+            ran = int(span * 1000 / self.a.health_interval) + self.probe_starts - self.probe_skipped
+            self.say(f"  probes run: about {ran} ({span:.1f} s probed from {self.probe_starts} "
+                     f"starts of probing, less {self.probe_skipped} skipped while one still ran)")
+        self.say(f"  probes failed (droverd -v \"probe failed\", \"unhealthy\"): {len(self.probe_failed)}")
+        where = {}
+        for _, during, _ in self.probe_failed:
+            kind = re.sub(r"\d+/\d+ ", "", during)
+            where[kind] = where.get(kind, 0) + 1
+        for kind, n in sorted(where.items()):
+            self.say(f"    {n} during {kind}")
+        for t, during, line in self.probe_failed[:20]:
+            self.say(f"    [{t:9.3f} s] during {during}: {line}")
+        seen = ", ".join(f"{k} {v}" for k, v in sorted(self.health_seen.items(), key=str))
+        self.say(f"  status polls: {sum(self.health_seen.values())} ({seen}); "
+                 f"{self.health_poll_errors} not answered; failure texts seen: "
+                 f"{len(self.health_texts)}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
@@ -881,6 +1020,10 @@ def main():
     ap.add_argument("--warmup", type=float, default=3.0, help="load before the first action (s)")
     ap.add_argument("--tail", type=float, default=4.0, help="load after the last action (s)")
     ap.add_argument("--seed", type=int, default=1, help="order of the actions")
+    ap.add_argument("--health-interval", type=int, default=200, metavar="MS",
+                    help="the service's health_interval, in ms (200)")
+    ap.add_argument("--health-timeout", type=int, default=2000, metavar="MS",
+                    help="its health_timeout, in ms (2000)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--stop-signal", metavar="SIG",
                     help="a stop_signal for the service (to see the harness catch failures: "

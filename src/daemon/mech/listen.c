@@ -216,6 +216,31 @@ static void close_one(struct listener *l)
 		fsafe_unlink_socket(un->sun_path, l->dev, l->ino);
 }
 
+/* A retired socket outlives the configuration its line is in: the service
+ * points into the new one, and the old one is freed when the last service
+ * that uses it goes. It keeps its own copy of what closing it needs. */
+static const struct listen_conf *detach(const struct listen_conf *c)
+{
+	struct listen_conf *d = malloc(sizeof(*d));
+
+	if (!d)
+		return NULL;
+	*d = *c;
+	d->fdname = d->text = d->key = NULL;	/* in the old configuration */
+	return d;
+}
+
+static void free_retired(struct service *s)
+{
+	for (int i = 0; i < s->nretired; i++) {
+		close_one(&s->retired[i]);
+		free((void *)s->retired[i].conf);	/* detach()'s copy */
+	}
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = 0;
+}
+
 void listen_close(struct service *s)
 {
 	for (int i = 0; i < s->nlis; i++)
@@ -223,11 +248,7 @@ void listen_close(struct service *s)
 	free(s->lis);
 	s->lis = NULL;
 	s->nlis = 0;
-	for (int i = 0; i < s->nretired; i++)
-		close_one(&s->retired[i]);
-	free(s->retired);
-	s->retired = NULL;
-	s->nretired = 0;
+	free_retired(s);
 }
 
 /* One socket from an old record to a new one, still watched if it was (a
@@ -294,11 +315,17 @@ static void retire(struct service *s, struct listener *old, int nold)
 		return;
 	}
 	s->retired = v;
-	for (int j = 0; j < nold; j++)
-		if (old[j].fd >= 0) {
-			loop_del(&old[j].w);
-			v[s->nretired++] = old[j];
+	for (int j = 0; j < nold; j++) {
+		const struct listen_conf *copy = old[j].fd >= 0 ? detach(old[j].conf) : NULL;
+
+		if (!copy) {
+			close_one(&old[j]);
+			continue;
 		}
+		loop_del(&old[j].w);
+		old[j].conf = copy;
+		v[s->nretired++] = old[j];
+	}
 	free(old);
 }
 
@@ -307,11 +334,7 @@ void listen_close_retired(struct service *s)
 	for (const struct proc *p = s->procs; p; p = p->next)
 		if (p->gen != s->generation)
 			return;		/* an older generation still runs */
-	for (int i = 0; i < s->nretired; i++)
-		close_one(&s->retired[i]);
-	free(s->retired);
-	s->retired = NULL;
-	s->nretired = 0;
+	free_retired(s);
 }
 
 void listen_rebuild(struct service *s)

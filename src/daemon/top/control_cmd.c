@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pool.h"
 #include "reload.h"
+#include "reload_dry.h"
 #include "service.h"
 #include "upgrade.h"
 #include "value.h"
@@ -329,7 +330,37 @@ static void reload_service(struct conn *c, struct service *s)
 	}
 }
 
-/* reload [NAME] */
+/* reload --dry-run: prepared exactly as a reload (reload_prepare()), told,
+ * and dropped. One info line in droverd's log says who asked and what a
+ * reload would have done; an invalid configuration is not logged as an
+ * error: nothing failed, the administrator was checking. */
+static void reload_dry_run(struct conn *c)
+{
+	struct conf_errors errs = { 0 };
+	struct reload_prepared r;
+	struct proto_writer w;
+	char counts[160], summary[200];
+
+	if (reload_prepare(&r, &errs) < 0) {
+		log_info("reload --dry-run by uid %u (pid %d): the configuration has %d error%s; nothing was changed",
+			 (unsigned)c->uid, (int)c->pid, errs.n, errs.n == 1 ? "" : "s");
+		reload_failed(c, &errs);
+		conf_errors_free(&errs);
+		droverd_trim_memory();
+		return;
+	}
+	reload_dry_counts(r.plan, counts, sizeof(counts));
+	snprintf(summary, sizeof(summary), "dry run: %s; nothing was changed", counts);
+	log_info("reload --dry-run by uid %u (pid %d): %s; nothing was changed", (unsigned)c->uid, (int)c->pid,
+		 counts);
+	conn_begin(c, &w, PK_REPLY, 0, summary);
+	reload_dry_records(&w, &r);
+	conn_end(c, &w);
+	reload_prepared_free(&r);
+	droverd_trim_memory();	/* the parser's working memory */
+}
+
+/* reload [NAME] | reload --dry-run */
 static void cmd_reload(struct conn *c, int argc, char **argv)
 {
 	struct conf_errors errs = { 0 };
@@ -339,7 +370,11 @@ static void cmd_reload(struct conn *c, int argc, char **argv)
 	int rc;
 
 	if (argc > 2) {
-		conn_reply(c, 1, "bad request: usage: reload [NAME]");
+		conn_reply(c, 1, "bad request: usage: reload [NAME | --dry-run]");
+		return;
+	}
+	if (argc == 2 && strcmp(argv[1], "--dry-run") == 0) {
+		reload_dry_run(c);
 		return;
 	}
 	if (argc == 2) {

@@ -13,13 +13,6 @@
 #include "reload_plan.h"
 #include "service.h"
 
-/* The services in force, in droverd's order, and their definitions. */
-struct in_force {
-	struct service **svc;
-	struct svc_conf **conf;
-	int n;
-};
-
 static void note(struct reload_result *r, const char *name, const char *change)
 {
 	struct reload_change *v;
@@ -141,7 +134,6 @@ static void plan_failed(struct conf_errors *errs)
 	char **m = realloc(errs->msg, sizeof(*m) * (size_t)(errs->n + 1));
 	long *where = m ? realloc(errs->where, sizeof(*where) * (size_t)(errs->n + 1)) : NULL;
 
-	log_error("reload: %s; still running the old configuration", why);
 	if (m)
 		errs->msg = m;
 	if (!where)
@@ -153,32 +145,50 @@ static void plan_failed(struct conf_errors *errs)
 		errs->n++;
 }
 
+int reload_prepare(struct reload_prepared *r, struct conf_errors *errs)
+{
+	*r = (struct reload_prepared){ 0 };
+	if (!(r->conf = conf_load(current_path(), geteuid() == 0, errs)))
+		return -1;
+	r->conf->refs++;	/* held until reload_prepared_free() */
+	if (!(r->plan = plan(r->conf, &r->in_force))) {
+		reload_prepared_free(r);
+		plan_failed(errs);
+		return -2;
+	}
+	return 0;
+}
+
+void reload_prepared_free(struct reload_prepared *r)
+{
+	reload_plan_free(r->plan);	/* it points into both configurations */
+	in_force_free(&r->in_force);
+	conf_release(r->conf);
+	*r = (struct reload_prepared){ 0 };
+}
+
 int reload_run(struct reload_result *w, struct conf_errors *errs)
 {
-	struct conf *c = conf_load(current_path(), geteuid() == 0, errs);
-	struct in_force f = { 0 };
-	struct reload_plan *p;
-	int t[PLAN_ACTIONS];
+	struct reload_prepared r;
+	struct conf *c;
+	int t[PLAN_ACTIONS], rc = reload_prepare(&r, errs);
 
-	if (!c) {
+	if (rc == -2)
+		log_error("reload: out of memory planning the reload; still running the old configuration");
+	if (rc == -1) {
 		log_error("reload: the new configuration has %d error%s; still running the old one:",
 			  errs->n, errs->n == 1 ? "" : "s");
 		for (int i = 0; i < errs->n; i++)
 			log_error("  %s", errs->msg[i]);
-		return -1;
 	}
-	c->refs++;		/* held while this function runs */
-	if (!(p = plan(c, &f))) {
-		in_force_free(&f);
-		conf_release(c);
-		plan_failed(errs);
+	if (rc < 0)
 		return -1;
-	}
-	memcpy(t, p->count, sizeof(t));
-	apply_globals(p, c);
-	apply_services(p, &f, c, w, t);
-	reload_plan_free(p);	/* it points into the old configuration */
-	in_force_free(&f);
+	memcpy(t, r.plan->count, sizeof(t));
+	apply_globals(r.plan, r.conf);
+	apply_services(r.plan, &r.in_force, r.conf, w, t);
+	c = r.conf;
+	c->refs++;
+	reload_prepared_free(&r);	/* the plan points into the old configuration */
 	current_set(c);
 	conf_release(c);
 	/* New requirements of services that are up are wanted too. */
