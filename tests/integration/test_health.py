@@ -257,16 +257,20 @@ def test_exec_probe_that_cannot_run_fails_as_a_probe(droverd):
 
 def test_never_two_exec_probes_at_once(droverd, tmp_path):
     started, overlap = tmp_path / "started", tmp_path / "overlap"
-    # each probe checks whether an earlier one is still alive, then takes
-    # all its time: the next is due when this one is killed
+    # Each probe checks whether an earlier one is still alive, then takes
+    # 500 ms to pass: four of five probes due every 100 ms find the last
+    # one running (health_timeout may exceed health_interval).
     probe = (f"exec:/bin/sh -c 'for p in $(cat {started}); do kill -0 $p 2>/dev/null && "
-             f"echo $p >> {overlap}; done; echo $$ >> {started}; sleep 30'")
-    d = droverd(svc(probe, extra="health_interval = 200ms\nhealth_timeout = 200ms\n"
-                                 "health_retries = 1000\n"))
-    wait_for(lambda: started.exists() and len(started.read_text().split()) >= 8,
-             what="eight probes")
+             f"echo $p >> {overlap}; done; echo $$ >> {started}; sleep 0.5'")
+    d = droverd(svc(probe, extra="health_interval = 100ms\nhealth_timeout = 5s\n"))
+    t0 = time.monotonic()
+    wait_for(lambda: started.exists() and len(started.read_text().split()) >= 5,
+             what="five probes")
+    took = time.monotonic() - t0
     assert not overlap.exists(), (overlap.read_text(), d.log())
-    assert d.status("web")["restarts"] == 0
+    assert took >= 4 * 0.5, took	# one after the other, not one per 100 ms
+    st = d.status("web")
+    assert st["health"] == "healthy" and st["restarts"] == 0, st
 
 
 # --- health_start_period ------------------------------------------------------------
@@ -452,9 +456,11 @@ BAD = {
     "tcp-no-port": ("health = tcp:nohost",
                     'bad health in [service web]: "tcp:nohost" has no host or no port '
                     "(use tcp:HOST:PORT, like tcp:127.0.0.1:8080)"),
-    "timeout-above-interval": ("health = tcp:127.0.0.1:80\nhealth_interval = 1s\nhealth_timeout = 2s",
-                               "health_timeout (2s) is above health_interval (1s) in [service web]"),
+    "interval-without-probe": ("health_interval = 1s",
+                               'health_interval needs a "health" probe in [service web]'),
+    "ready-without-probe": ("ready = health", 'ready = health needs a "health" probe in [service web]'),
 }
+KEY = {"interval-without-probe": "health_interval", "ready-without-probe": "ready"}
 
 
 def bad_conf(line):
@@ -475,7 +481,7 @@ def test_bad_probe_is_refused_and_a_reload_keeps_the_old(droverd, servers, case)
     pid = ready_pid(d)
     wait_health(d, "healthy")
     d.write_config(bad_conf(line))
-    key = "health_timeout" if case == "timeout-above-interval" else "health ="
+    key = KEY.get(case, "health =")
     want = error_line(d.conf, text, key)
     r = run([DROVERD, "-t", "-c", d.conf])
     assert (r.rc, r.out, r.err) == (1, "", f"{want}\ndroverd: {d.conf}: 1 error\n"), r
