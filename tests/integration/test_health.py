@@ -447,7 +447,9 @@ def test_reload_changes_probe_settings_live_and_removes_the_probe(droverd, serve
     wait_for(lambda: clock.count() >= c + 5, what="five more probes of the clock")
     assert b.count() == n
     r = d.drover("status")
-    assert re.search(r"(?m)^web\s+daemon\s+ready\s", r.out) is None or "HEALTH" in r.out, r.out
+    # the clock still has a probe: the HEALTH column stays, web's cell is "-"
+    assert "HEALTH" in r.out.splitlines()[0], r.out
+    assert re.search(r"(?m)^web\s+daemon\s+ready\s+-\s", r.out), r.out
 
 
 # --- bad input ------------------------------------------------------------------------
