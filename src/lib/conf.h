@@ -168,6 +168,7 @@ enum conf_fact_kind {
 	FACT_GROUP,	/* key: name; v0 found, v1 gid */
 	FACT_GROUPS,	/* key: user, v1 gid; v0 known, data: the groups, decimal, space-separated */
 	FACT_HASH,	/* key: path; v0 errno (0: read), v1 hash of the content */
+	FACT_EXEC,	/* key: a program as written; v0 errno (0: it can be run) */
 	FACT_KINDS
 };
 

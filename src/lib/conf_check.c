@@ -163,6 +163,16 @@ static void check_mode_rules(struct parse *p, struct svc_conf *s)
 
 /* A probe's settings need the probe; the timeout fits in the interval,
  * since one probe of a service runs at a time. */
+/* A service that sets its own PATH finds its programs there: droverd does
+ * not guess where. */
+static bool sets_path(const struct svc_conf *s)
+{
+	for (int i = 0; i < s->nenv; i++)
+		if (strncmp(s->env[i], "PATH=", 5) == 0)
+			return true;
+	return false;
+}
+
 static void check_health(struct parse *p, struct svc_conf *s)
 {
 	static const char *const settings[] = {
@@ -177,6 +187,13 @@ static void check_health(struct parse *p, struct svc_conf *s)
 	for (size_t i = 0; can && !key_set(s, "health") && i < sizeof(settings) / sizeof(settings[0]); i++)
 		if (key_set(s, settings[i]))
 			svc_error(p, s, settings[i], NULL, "%s needs a \"health\" probe", settings[i]);
+	if (can && s->health.kind == HEALTH_EXEC && s->health.argv && s->health.argv[0] && !sets_path(s)) {
+		int err = conf_sys_exec(p, s->health.argv[0]);
+
+		if (err)
+			svc_error(p, s, "health", NULL, "the health probe's program \"%s\" cannot run: %s",
+				  s->health.argv[0], strerror(err));
+	}
 }
 
 /* The user's primary group unless `group` says otherwise; supplementary

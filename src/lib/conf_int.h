@@ -78,6 +78,9 @@ bool conf_sys_group(struct parse *p, const char *name, gid_t *gid);
 int conf_sys_groups(struct parse *p, const char *user, gid_t gid, gid_t **list);
 /* NULL, or why the file cannot be a config_files file (an error). */
 const char *conf_sys_hash(struct parse *p, const char *path, uint64_t *hash, int *err);
+/* Can program (a path, or a name looked for in the default PATH) be run?
+ * 0, or the errno that says why not. */
+int conf_sys_exec(struct parse *p, const char *program);
 
 /* listen_addr.c */
 const char *listen_parse(struct parse *p, const char *text, struct listen_conf *l);

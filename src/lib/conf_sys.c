@@ -27,7 +27,7 @@
 #include "safepath.h"
 
 static const char *const kind_names[FACT_KINDS] = {
-	"file", "include glob", "user", "uid", "group", "groups of user", "config_files hash",
+	"file", "include glob", "user", "uid", "group", "groups of user", "config_files hash", "program",
 };
 
 static bool fact_is(const struct conf_fact *f, int kind, const char *key, int64_t v1)
@@ -445,4 +445,46 @@ const char *conf_sys_hash(struct parse *p, const char *path, uint64_t *hash, int
 	*err = (int)f->v[0];
 	*hash = (uint64_t)f->v[1];
 	return NULL;
+}
+
+/* A regular file with an execute bit: what exec() needs of it (the probe's
+ * user is not checked here: exec says so when the probe runs). */
+static int64_t runnable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno;
+	return S_ISREG(st.st_mode) && (st.st_mode & 0111) ? 0 : EACCES;
+}
+
+/* The directories spawned processes search (launch.c's default PATH). */
+static int64_t find_in_path(const char *name)
+{
+	static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+					    "/sbin", "/bin" };
+	char path[4096];
+	int64_t err = ENOENT;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirs[i], name) >= sizeof(path))
+			return ENAMETOOLONG;
+		if (!(err = runnable(path)))
+			return 0;
+	}
+	return err;
+}
+
+int conf_sys_exec(struct parse *p, const char *program)
+{
+	static const struct conf_fact fail = { .kind = FACT_EXEC, .key = "", .data = "", .v = { ENOENT } };
+	const struct conf_fact *f = known(p, FACT_EXEC, program, 0, &fail);
+
+	if (!f) {
+		struct conf_fact live = { .kind = FACT_EXEC, .key = program, .data = "" };
+
+		live.v[0] = strchr(program, '/') ? runnable(program) : find_in_path(program);
+		f = keep_or_fail(p, &live, &fail);
+	}
+	return (int)f->v[0];
 }

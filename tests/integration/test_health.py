@@ -9,6 +9,7 @@ every 100-300 ms so that a test takes a few seconds.
 """
 import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -246,10 +247,16 @@ def test_exec_probe_runs_with_the_services_user_and_environment(droverd):
     d.wait_log(rf"(?m)web\[\d+\]: probe-uid={NOBODY} key=hello-probe$")
 
 
-def test_exec_probe_that_cannot_run_fails_as_a_probe(droverd):
-    d = droverd(svc("exec:/nonexistent/probe", extra="health_retries = 2\nrestart_delay = 500ms\n"))
+def test_exec_probe_whose_program_went_away_fails_as_a_probe(droverd, tmp_path):
+    # At load time the program could run (else the configuration is
+    # refused, see BAD below); removed afterwards, each probe says why.
+    prog = tmp_path / "probe"
+    shutil.copy("/bin/true", prog)
+    d = droverd(svc(f"exec:{prog}", extra="health_retries = 2\nrestart_delay = 500ms\n"))
+    wait_health(d, "healthy")
+    prog.unlink()
     st = wait_health(d, "unhealthy")
-    assert st["health_text"].startswith("exec:/nonexistent/probe: "), st
+    assert st["health_text"].startswith(f"exec:{prog}: "), st
     assert "No such file or directory" in st["health_text"], st
     d.wait_log(re.escape(unhealthy_line("web", 2, st["health_text"])))
     wait_restarted(d)
@@ -463,6 +470,9 @@ BAD = {
     "interval-without-probe": ("health_interval = 1s",
                                'health_interval needs a "health" probe in [service web]'),
     "ready-without-probe": ("ready = health", 'ready = health needs a "health" probe in [service web]'),
+    "exec-cannot-run": ("health = exec:/nonexistent/probe --check",
+                        'the health probe\'s program "/nonexistent/probe" cannot run: '
+                        "No such file or directory in [service web]"),
 }
 KEY = {"interval-without-probe": "health_interval", "ready-without-probe": "ready"}
 

@@ -1534,18 +1534,18 @@ static void test_health_exec(void **state)
 	struct conf *c = load_ok(*state,
 		"[service db]\n"
 		"command = /usr/bin/db\n"
-		"health = exec:/usr/bin/db-ping --quiet 'a b' \"c\\\"d\"\n"
+		"health = exec:/bin/sh --quiet 'a b' \"c\\\"d\"\n"
 		"ready = health\n"
 		"[service bare]\n"
 		"mode = prefork\n"
 		"command = /bin/true\n"
 		"listen = tcp:127.0.0.1:9000\n"
-		"health = exec:  pg_isready\n");
+		"health = exec:  true\n");
 	const struct health_conf *h = &svc(c, "db")->health;
 
 	assert_int_equal(h->kind, HEALTH_EXEC);
-	assert_string_equal(h->text, "exec:/usr/bin/db-ping --quiet 'a b' \"c\\\"d\"");
-	assert_string_equal(h->argv[0], "/usr/bin/db-ping");
+	assert_string_equal(h->text, "exec:/bin/sh --quiet 'a b' \"c\\\"d\"");
+	assert_string_equal(h->argv[0], "/bin/sh");
 	assert_string_equal(h->argv[1], "--quiet");
 	assert_string_equal(h->argv[2], "a b");
 	assert_string_equal(h->argv[3], "c\"d");
@@ -1557,7 +1557,7 @@ static void test_health_exec(void **state)
 	assert_string_equal(raw(svc(c, "db"), "ready"), "health");
 	h = &svc(c, "bare")->health;
 	assert_int_equal(h->kind, HEALTH_EXEC);
-	assert_string_equal(h->argv[0], "pg_isready");
+	assert_string_equal(h->argv[0], "true");
 	assert_null(h->argv[1]);
 }
 
@@ -1735,7 +1735,7 @@ static void test_error_health_rules(void **state)
 		"[service slow2]\n"
 		"command = /bin/true\n"
 		"health_timeout = 3s\n"
-		"health = exec:check\n"
+		"health = exec:true\n"
 		"health_interval = 2500ms\n",
 		"drover.conf:4: health does not apply to mode oneshot in [service once] (it is for mode daemon, prefork)",
 		"drover.conf:5: health_retries does not apply to mode oneshot in [service once] "
@@ -1989,6 +1989,25 @@ static void test_compare_config_files_content(void **state)
 /* Probe settings are supervision: a reload applies them live. Changing
  * ready (to or from health) still replaces, as ready decides what the
  * process gets (NOTIFY_SOCKET). */
+/* An exec probe's program must be one that can run: a path to an
+ * executable file, or a name found in the default PATH; a service that
+ * sets its own PATH is trusted to find its program. */
+static void test_error_health_program(void **state)
+{
+	LOAD_FAILS(*state,
+		"[service a]\ncommand = /bin/true\nhealth = exec:/nonexistent/probe --x\n"
+		"[service b]\ncommand = /bin/true\nhealth = exec:/etc/passwd\n"
+		"[service c]\ncommand = /bin/true\nhealth = exec:no-such-probe-program\n"
+		"[service d]\ncommand = /bin/true\nhealth = exec:no-such-probe-program\nenv = PATH=/opt/probes\n"
+		"[service e]\ncommand = /bin/true\nhealth = exec:sh -c 'exit 0'\n",
+		"drover.conf:3: the health probe's program \"/nonexistent/probe\" cannot run: No such file or "
+		"directory in [service a]",
+		"drover.conf:6: the health probe's program \"/etc/passwd\" cannot run: Permission denied in "
+		"[service b]",
+		"drover.conf:9: the health probe's program \"no-such-probe-program\" cannot run: No such file or "
+		"directory in [service c]");
+}
+
 static void test_compare_health(void **state)
 {
 	struct fx *f = *state;
@@ -2120,6 +2139,7 @@ int main(void)
 		T(test_health_http),
 		T(test_error_health_values),
 		T(test_error_health_rules),
+		T(test_error_health_program),
 		T(test_compare_health),
 	};
 

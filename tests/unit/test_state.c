@@ -176,7 +176,7 @@ static void test_out_of_range(void **unused)
 	refused("gen=3 state", "gen=99999999999999999999 state", "field gen: \"99999999999999999999\" is not a number");
 	refused("gen=3 state", "gen=+3 state", "field gen: \"+3\" is not a number");
 	refused("gen=3 state", "gen=3x state", "field gen: \"3x\" is not a number");
-	refused("kind=1", "kind=7", "field kind: 7 is out of range");
+	refused("kind=1", "kind=8", "field kind: 8 is out of range");
 }
 
 static void test_fields_and_records(void **unused)

@@ -449,6 +449,7 @@ static const struct {
 	[FACT_GROUP] = { { 0, 0, 0 }, { 1, U32, 0 }, false, false },
 	[FACT_GROUPS] = { { 0, 0, 0 }, { 1, U32, 0 }, true, false },
 	[FACT_HASH] = { { 0, INT64_MIN, 0 }, { INT_MAX, INT64_MAX, 0 }, false, false },
+	[FACT_EXEC] = { { 0, 0, 0 }, { INT_MAX, 0, 0 }, false, false },
 };
 
 /* A glob's matches: non-empty names, each ended by a NUL byte. */
