@@ -407,7 +407,7 @@ MALFORMED = {
     "signal-not-a-signal": (request("signal", "web", "NOPE"),
                             '"NOPE" is not a signal (use a name like TERM, HUP, USR1, or a number)'),
     "signal-missing": (request("signal", "web"), "bad request: usage: signal NAME SIGNAL"),
-    "reload-two-names": (request("reload", "web", "db"), "bad request: usage: reload [NAME]"),
+    "reload-two-names": (request("reload", "web", "db"), "bad request: usage: reload [NAME | --dry-run]"),
     "deps-argument": (request("deps", "x"), "bad request: usage: deps"),
     "shutdown-argument": (request("shutdown", "now"), "bad request: usage: shutdown"),
 }
