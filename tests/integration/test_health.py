@@ -516,3 +516,20 @@ def test_health_on_mode_oneshot_is_refused(tmp_path):
     want = (f"{conf}:4: health does not apply to mode oneshot in [service once] "
             "(it is for mode daemon, prefork)")
     assert (r.rc, r.out, r.err) == (1, "", f"{want}\ndroverd: {conf}: 1 error\n"), r
+
+
+# --- upgrades -------------------------------------------------------------------
+
+def test_probing_goes_on_after_an_in_place_upgrade(droverd, servers):
+    # The new image takes the service over with its process: it must probe
+    # it too (it used to stay `starting`, unprobed, for good).
+    srv = servers()
+    d = droverd(svc(f"http://127.0.0.1:{srv.port}/", extra="health_interval = 100ms\n"))
+    pid = ready_pid(d)
+    wait_health(d, "healthy")
+    r = d.drover("upgrade")
+    assert r.rc == 0 and r.out.startswith("upgraded: "), r
+    n = srv.count()
+    wait_for(lambda: srv.count() >= n + 3, what="probes from the new image")
+    st = wait_health(d, "healthy")
+    assert st["pids"] == [pid] and st["restarts"] == 0, st

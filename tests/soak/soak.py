@@ -41,6 +41,7 @@ PROCS, MAX_PROCS, STOP_TIMEOUT = 16, 64, 10
 # whatever the harness does meanwhile.
 HEALTH_RETRIES = 3
 HEALTH_POLL = 0.5           # seconds between two status polls of the health
+STARTING_MAX = 5.0          # seconds a probed service may stay `starting`
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -511,6 +512,7 @@ class Soak:
         """Reads the service's health every HEALTH_POLL seconds while the load
         runs. A status that cannot be read (droverd in the middle of an
         upgrade) is counted, not judged: the actions check droverd answers."""
+        starting_since = None
         while not self.poller_stop.wait(HEALTH_POLL):
             try:
                 st = self.status()
@@ -519,6 +521,16 @@ class Soak:
                 continue
             if not self.check_health(st, "status poll"):
                 return      # said once; droverd's log has every failure
+            # `starting` is right for a moment after each start of probing
+            # (upgrade, handover); for longer, nothing is probing it.
+            if st.get("health") != "starting":
+                starting_since = None
+            elif starting_since is None:
+                starting_since = time.monotonic()
+            elif time.monotonic() - starting_since > STARTING_MAX:
+                self.fail(f"status poll, during {self.current}: health still `starting` after "
+                          f"{STARTING_MAX:.0f} s: the service is not being probed")
+                return
 
     def start_poller(self):
         self.poller = threading.Thread(target=self.poll_health, daemon=True)

@@ -112,6 +112,9 @@ void svc_set_stop_cause(struct service *s, const char *why);
 /* Upgrade hand-over: re-arm the timers a service had (-1: not armed). */
 void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at, int64_t watchdog_at,
 			bool sched);
+/* Upgrade hand-over: s has its processes back (after svc_restore_timers
+ * and their records); what runs while they run (probes) goes on. */
+void svc_taken_over(struct service *s);
 /* Stop every process of s (stop_signal, then SIGKILL after stop_timeout). */
 void svc_begin_stop(struct service *s, const char *why);
 /* Drop a reference to a configuration; frees it with the last one. */

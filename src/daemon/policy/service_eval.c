@@ -297,8 +297,12 @@ void svc_restore_timers(struct service *s, int64_t restart_at, int64_t ready_at,
 		main_arm_watchdog(s, watchdog_at);
 	if (sched)
 		timer_mode_arm(s);
-	/* Probing goes on in the new image (from `starting`: what the last
-	 * probes said is not handed over). */
+}
+
+void svc_taken_over(struct service *s)
+{
+	/* Probing goes on in the new image, from `starting`: what the last
+	 * probes said is not handed over. */
 	if (s->conf->health.kind != HEALTH_NONE && svc_has_live_leader(s) &&
 	    (s->state == ST_STARTING || s->state == ST_READY))
 		health_start(s);

@@ -442,6 +442,8 @@ static const char *apply_services(const struct state *st, struct service **by_in
 	}
 	for (int i = 0; i < st->nprocs && !why; i++)
 		why = apply_proc(&st->procs[i], by_index[st->procs[i].svc]);
+	for (int i = 0; i < st->nsvcs && !why; i++)
+		svc_taken_over(by_index[i]);
 	for (int i = 0; i < st->nlogs && !why; i++) {
 		const struct state_log *l = &st->logs[i];
 		struct log_entry e = { l->when, (pid_t)l->pid, l->text, l->len };
