@@ -77,9 +77,8 @@ static void close_socket(struct probe *pr)
 /* The probe is over: passed, or failed with why. */
 static void finish(struct probe *pr, bool ok, const char *why)
 {
-	char text[PROBE_WHY_MAX];
-
 	struct service *s = pr->svc;
+	char text[PROBE_WHY_MAX];
 
 	snprintf(text, sizeof(text), "%s", ok ? "" : why);	/* why may be pr->why */
 	timer_cancel(&pr->t_limit);
