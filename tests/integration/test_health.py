@@ -333,6 +333,35 @@ def test_ready_health_timeout_is_a_failed_start(droverd, servers):
     assert "unhealthy (" not in d.log()
 
 
+def test_pool_ready_health_timeout_is_a_failed_start(droverd, servers):
+    # A prefork pool waiting for its probe: ready_timeout fails its start,
+    # its workers stop, it backs off and starts again.
+    srv = servers("error")
+    port = free_port()
+    d = droverd(f"""
+[service pool]
+mode = prefork
+command = {HELLO}
+listen = tcp:127.0.0.1:{port}
+procs = 2
+health = http://127.0.0.1:{srv.port}/
+health_interval = 200ms
+ready = health
+ready_timeout = 1s
+restart_delay = 1s
+""")
+    first = set(d.wait_state("pool", "starting")["pids"])
+    d.wait_log(r"(?m)^droverd: warning: pool: not ready within 1s: stopping it$")
+    st = d.wait_state("pool", "backoff")
+    assert st["reason"] == "not ready within 1s; restarting in 1s", st
+    assert st["pids"] == [], st
+    st = wait_restarted(d, "pool")
+    srv.mode = "ok"
+    st = d.wait_state("pool", "ready")
+    assert not first & set(st["pids"]), st
+    assert "unhealthy (" not in d.log()
+
+
 # --- backoff ----------------------------------------------------------------------
 
 def test_a_probe_that_always_fails_backs_off(droverd, servers):

@@ -210,6 +210,44 @@ static void test_prefork_rolls(void **state)
 	assert_true(fake_probe_running("web"));
 }
 
+/* A prefork pool with ready = health: ready_timeout fails its start too;
+ * its workers stop, it backs off, and starts again. */
+static void test_prefork_ready_timeout(void **state)
+{
+	struct proc *w[2] = { NULL, NULL };
+	int n = 0;
+
+	(void)state;
+	fake_boot("[service web]\nmode = prefork\ncommand = /bin/w\nlisten = tcp:127.0.0.1:8080\nprocs = 2\n"
+		  "health = http://127.0.0.1:8080/\nhealth_interval = 1s\nhealth_timeout = 500ms\n"
+		  "ready = health\nready_timeout = 3s\nrestart_delay = 1s\n");
+	check_state("web", ST_STARTING);
+	for (struct proc *p = fake_svc("web")->procs; p && n < 2; p = p->next)
+		w[n++] = p;
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 3; i++) {
+		fake_advance(i ? 1000 : 0);
+		if (fake_probe_running("web"))
+			fake_probe_done("web", false, "x: status 503 Service Unavailable");
+	}
+	assert_false(fake_stop_asked(w[0]->pid));
+	fake_advance(1000);
+	assert_true(fake_stop_asked(w[0]->pid));
+	assert_true(fake_stop_asked(w[1]->pid));
+	check_state("web", ST_STOPPING);
+	fake_exit(w[0], FAKE_KILLED(SIGTERM));
+	fake_exit(w[1], FAKE_KILLED(SIGTERM));
+	check_state("web", ST_BACKOFF);
+	assert_string_equal(svc_reason(fake_svc("web")), "not ready within 3s; restarting in 1s");
+	fake_advance(1000);
+	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
+	check_state("web", ST_STARTING);
+	fake_advance(0);
+	assert_true(fake_probe_running("web"));
+	fake_probe_done("web", true, "");
+	check_state("web", ST_READY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +257,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ready_health_gates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_health_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefork_rolls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefork_ready_timeout, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

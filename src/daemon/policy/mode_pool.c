@@ -13,8 +13,13 @@
 void prefork_start(struct service *s)
 {
 	pool_start(s);
-	if (s->state == ST_STARTING || s->state == ST_READY)
-		health_start(s);
+	if (s->state != ST_STARTING && s->state != ST_READY)
+		return;
+	health_start(s);
+	/* ready = health: ready_timeout bounds the wait for a passing probe;
+	 * its end is a failed start of the pool (service_eval.c). */
+	if (s->conf->ready == READY_HEALTH && s->state == ST_STARTING)
+		main_arm_ready(s, loop_now() + s->conf->ready_timeout);
 }
 
 const struct mode_ops mode_prefork = {

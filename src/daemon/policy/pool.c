@@ -747,6 +747,8 @@ void pool_healthy(struct service *s)
 {
 	if (s->pool && !s->pool->stopping)
 		pool_state(s);
+	if (s->state == ST_READY)
+		timer_cancel(&s->t_ready);
 }
 
 void pool_stop_accepting(struct service *s)

@@ -98,8 +98,14 @@ static void eval_up(struct service *s)
 			try_start(s);
 		break;
 	case ST_STOPPING:
-		if (!svc_has_procs(s) && !s->fail_pending)
+		if (!svc_has_procs(s) && s->fail_pending && s->pool) {
+			/* A pool's failed start (ready_timeout): its workers are
+			 * gone; it backs off like any failed start. */
+			s->fail_pending = false;
+			svc_failed(s, svc_reason(s), false, 0);
+		} else if (!svc_has_procs(s) && !s->fail_pending) {
 			svc_set_state(s, ST_STOPPED);
+		}
 		break;
 	default:
 		break;
