@@ -741,3 +741,42 @@ void fake_teardown(void)
 	booted = NULL;
 	ntimers = 0;
 }
+
+/* ---- what every policy test shares ---------------------------------------------- */
+
+int fake_test_setup(void **state)
+{
+	(void)state;
+	fake_setup();
+	return 0;
+}
+
+int fake_test_teardown(void **state)
+{
+	(void)state;
+	fake_teardown();
+	return 0;
+}
+
+void fake_assert_state(const char *name, enum svc_state st)
+{
+	struct service *s = fake_svc(name);
+
+	if (s->state != st)
+		fail_msg("%s is %s, expected %s (reason: %s)\n%s", name, svc_state_name(s->state),
+			 svc_state_name(st), svc_reason(s), fake_log());
+}
+
+void fake_assert_reason(const char *name, const char *want)
+{
+	const char *got = svc_reason(fake_svc(name));
+
+	if (strcmp(got, want) != 0)
+		fail_msg("%s: reason \"%s\", expected \"%s\"", name, got, want);
+}
+
+void fake_assert_no_bad_transition(void)
+{
+	if (svc_bad_transitions || fake_log_has("internal error"))
+		fail_msg("a transition outside the table:\n%s", fake_log());
+}

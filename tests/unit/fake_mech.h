@@ -119,4 +119,13 @@ extern int fake_critical_code;	/* its last argument */
 void fake_probe_done(const char *name, bool ok, const char *why);
 bool fake_probe_running(const char *name);
 
+/* What every policy test shares: cmocka's setup and teardown (fake_setup,
+ * fake_teardown), and assertions that say what differs. */
+int fake_test_setup(void **state);
+int fake_test_teardown(void **state);
+void fake_assert_state(const char *name, enum svc_state st);
+void fake_assert_reason(const char *name, const char *want);
+/* No state change outside the transition table happened. */
+void fake_assert_no_bad_transition(void);
+
 #endif

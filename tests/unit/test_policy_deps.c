@@ -12,43 +12,6 @@
 
 #include "fake_mech.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	fake_setup();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	fake_teardown();
-	return 0;
-}
-
-static void assert_no_bad_transition(void)
-{
-	if (svc_bad_transitions || fake_log_has("internal error"))
-		fail_msg("a transition outside the table:\n%s", fake_log());
-}
-
-static void assert_state(const char *name, enum svc_state st)
-{
-	struct service *s = fake_svc(name);
-
-	if (s->state != st)
-		fail_msg("%s is %s, expected %s (reason: %s)", name, svc_state_name(s->state), svc_state_name(st),
-			 svc_reason(s));
-}
-
-static void assert_reason(const char *name, const char *want)
-{
-	const char *got = svc_reason(fake_svc(name));
-
-	if (strcmp(got, want) != 0)
-		fail_msg("%s: reason \"%s\", expected \"%s\"", name, got, want);
-}
-
 /* Index of the stop request (any kind) of name's process pid, -1 none. */
 static int stop_index(pid_t pid)
 {
@@ -74,17 +37,17 @@ static void test_requires_waits_for_ready(void **state)
 		  "[service b]\ncommand = /bin/b\nready = notify\n");
 	assert_int_equal(fake_count(FK_LAUNCH, "b"), 1);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 0);
-	assert_state("a", ST_STARTING);
-	assert_reason("a", "waiting for b (starting)");
+	fake_assert_state("a", ST_STARTING);
+	fake_assert_reason("a", "waiting for b (starting)");
 	fake_advance(5000);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 0);
 	b = fake_proc("b");
 	fake_notify(b, "READY", "1");
-	assert_state("b", ST_READY);
+	fake_assert_state("b", ST_READY);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 1);
 	assert_true(fake_find(FK_LAUNCH, "b", 0) < fake_find(FK_LAUNCH, "a", 0));
-	assert_state("a", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("a", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* A chain, every link ready at once: one evaluation starts it in order. */
@@ -98,7 +61,7 @@ static void test_requires_chain_order(void **state)
 	assert_string_equal(fake_event_at(0)->name, "base");
 	assert_string_equal(fake_event_at(1)->name, "mid");
 	assert_string_equal(fake_event_at(2)->name, "top");
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A oneshot requirement is up once done, not while it runs. */
@@ -108,11 +71,11 @@ static void test_requires_oneshot_done(void **state)
 	fake_boot("[service app]\ncommand = /bin/app\nrequires = prepare\n"
 		  "[service prepare]\nmode = oneshot\ncommand = /bin/prepare\n");
 	assert_int_equal(fake_count(FK_LAUNCH, "app"), 0);
-	assert_reason("app", "waiting for prepare (starting)");
+	fake_assert_reason("app", "waiting for prepare (starting)");
 	fake_exit(fake_proc("prepare"), FAKE_EXITED(0));
-	assert_state("prepare", ST_DONE);
+	fake_assert_state("prepare", ST_DONE);
 	assert_int_equal(fake_count(FK_LAUNCH, "app"), 1);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* `after` orders only: a waits while b starts, and starts when b failed. */
@@ -123,14 +86,14 @@ static void test_after_orders_only(void **state)
 		  "[service b]\ncommand = /bin/b\nready = notify\nrestart = no\n"
 		  "[service c]\ncommand = /bin/c\nready = notify\n");
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 0);
-	assert_reason("a", "waiting for b to start");
+	fake_assert_reason("a", "waiting for b to start");
 	fake_notify(fake_proc("c"), "READY", "1");
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 0);
 	fake_exit(fake_proc("b"), FAKE_EXITED(1));
-	assert_state("b", ST_FAILED);
+	fake_assert_state("b", ST_FAILED);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 1);
-	assert_state("a", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("a", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* `drover start a` (both manual) pulls b in, and b starts first. */
@@ -148,7 +111,7 @@ static void test_start_pulls_requirements(void **state)
 	assert_int_equal(fake_find(FK_LAUNCH, "b", 0), 0);
 	assert_int_equal(fake_find(FK_LAUNCH, "a", 0), 1);
 	assert_int_equal(fake_count(FK_LAUNCH, "c"), 0);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* ---- stop ---- */
@@ -168,23 +131,23 @@ static void test_stop_in_reverse(void **state)
 	fake_evaluate();
 	assert_true(fake_signalled(a->pid, SIGTERM));
 	assert_false(fake_stop_asked(b->pid));
-	assert_state("a", ST_STOPPING);
-	assert_reason("b", "waiting for a to stop");
+	fake_assert_state("a", ST_STOPPING);
+	fake_assert_reason("b", "waiting for a to stop");
 	fake_advance(30000);
 	assert_false(fake_stop_asked(b->pid));
 	fake_exit(a, FAKE_KILLED(SIGTERM));
-	assert_state("a", ST_STOPPED);
-	assert_reason("a", "stopped because b stopped");
+	fake_assert_state("a", ST_STOPPED);
+	fake_assert_reason("a", "stopped because b stopped");
 	assert_true(fake_signalled(b->pid, SIGTERM));
-	assert_state("b", ST_STOPPING);
+	fake_assert_state("b", ST_STOPPING);
 	fake_exit(b, FAKE_KILLED(SIGTERM));
-	assert_state("b", ST_STOPPED);
-	assert_reason("b", "stopped by request");
+	fake_assert_state("b", ST_STOPPED);
+	fake_assert_reason("b", "stopped by request");
 	/* Stopped: neither comes back. */
 	fake_advance(60000);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 1);
 	assert_int_equal(fake_count(FK_LAUNCH, "b"), 1);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* Shutdown: a chain by `requires` and one by `after` go down from the top. */
@@ -229,7 +192,7 @@ static void test_shutdown_in_reverse(void **state)
 	assert_true(svc_all_stopped());
 	for (struct service *s = services; s; s = s->next)
 		assert_int_equal(s->state, ST_STOPPED);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* Fast shutdown: everything is killed at once, whatever the order. */
@@ -240,7 +203,7 @@ static void test_shutdown_fast(void **state)
 	svc_shutdown(true);
 	assert_int_equal(fake_count(FK_KILL, "a"), 1);
 	assert_int_equal(fake_count(FK_KILL, "b"), 1);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A requirement that fails for good takes down what requires it; one that
@@ -257,20 +220,20 @@ static void test_failed_requirement(void **state)
 	a = fake_proc("a");
 	c = fake_proc("c");
 	fake_exit(fake_proc("d"), FAKE_EXITED(1));
-	assert_state("d", ST_BACKOFF);
+	fake_assert_state("d", ST_BACKOFF);
 	assert_false(fake_stop_asked(c->pid));
-	assert_state("c", ST_READY);
+	fake_assert_state("c", ST_READY);
 	fake_exit(fake_proc("b"), FAKE_EXITED(1));
-	assert_state("b", ST_FAILED);
+	fake_assert_state("b", ST_FAILED);
 	assert_true(fake_stop_asked(a->pid));
 	assert_false(fake_svc("a")->want);
-	assert_state("a", ST_STOPPING);
+	fake_assert_state("a", ST_STOPPING);
 	fake_exit(a, FAKE_KILLED(SIGTERM));
-	assert_state("a", ST_STOPPED);
-	assert_reason("a", "stopped because b stopped");
+	fake_assert_state("a", ST_STOPPED);
+	fake_assert_reason("a", "stopped because b stopped");
 	fake_advance(60000);
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 1);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A requirement that fails before its dependent started: the dependent
@@ -281,26 +244,26 @@ static void test_requirement_fails_first(void **state)
 	fake_boot("[service a]\ncommand = /bin/a\nrequires = b\n"
 		  "[service b]\ncommand = /bin/b\nready = notify\nrestart = no\n");
 	fake_exit(fake_proc("b"), FAKE_EXITED(1));
-	assert_state("b", ST_FAILED);
-	assert_state("a", ST_STOPPED);
-	assert_reason("a", "stopped because b stopped");
+	fake_assert_state("b", ST_FAILED);
+	fake_assert_state("a", ST_STOPPED);
+	fake_assert_reason("a", "stopped because b stopped");
 	assert_int_equal(fake_count(FK_LAUNCH, "a"), 0);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_requires_waits_for_ready, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requires_chain_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requires_oneshot_done, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_after_orders_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_pulls_requirements, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_in_reverse, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_in_reverse, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_fast, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_requirement, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requirement_fails_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requires_waits_for_ready, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_requires_chain_order, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_requires_oneshot_done, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_after_orders_only, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_start_pulls_requirements, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_in_reverse, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_in_reverse, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_fast, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_failed_requirement, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_requirement_fails_first, fake_test_setup, fake_test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

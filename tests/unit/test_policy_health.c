@@ -17,29 +17,11 @@
 
 #include "fake_mech.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	fake_setup();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	fake_teardown();
-	return 0;
-}
-
+/* The state, and no change outside the table on the way. */
 static void check_state(const char *name, enum svc_state st)
 {
-	struct service *s = fake_svc(name);
-
-	if (s->state != st)
-		fail_msg("%s is %s, expected %s (reason: %s)\n%s", name, svc_state_name(s->state),
-			 svc_state_name(st), svc_reason(s), fake_log());
-	if (svc_bad_transitions)
-		fail_msg("a transition outside the table:\n%s", fake_log());
+	fake_assert_state(name, st);
+	fake_assert_no_bad_transition();
 }
 
 static const char tcp_daemon[] = "[service d]\ncommand = /bin/d\nhealth = tcp:127.0.0.1:9\n"
@@ -251,13 +233,13 @@ static void test_prefork_ready_timeout(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_cadence, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unhealthy_daemon_restarts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_period, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_health_gates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_health_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_prefork_rolls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_prefork_ready_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cadence, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_unhealthy_daemon_restarts, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_start_period, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_health_gates, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_health_timeout, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_prefork_rolls, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_prefork_ready_timeout, fake_test_setup, fake_test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

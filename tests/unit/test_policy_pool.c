@@ -16,35 +16,6 @@
 
 #include "fake_mech.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	fake_setup();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	fake_teardown();
-	return 0;
-}
-
-static void assert_no_bad_transition(void)
-{
-	if (svc_bad_transitions || fake_log_has("internal error"))
-		fail_msg("a transition outside the table:\n%s", fake_log());
-}
-
-static void assert_state(const char *name, enum svc_state st)
-{
-	struct service *s = fake_svc(name);
-
-	if (s->state != st)
-		fail_msg("%s is %s, expected %s (reason: %s)", name, svc_state_name(s->state), svc_state_name(st),
-			 svc_reason(s));
-}
-
 static const char web[] = "[service web]\nmode = prefork\ncommand = /bin/w\nlisten = tcp:127.0.0.1:8080\n"
 			  "procs = 2\nmax_procs = 4\nidle_timeout = 5s\nrestart_delay = 1s\n";
 
@@ -92,11 +63,11 @@ static void test_starts_procs_workers(void **state)
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);
 	assert_int_equal(fake_event_at(fake_find(FK_LAUNCH, "web", 0))->slot, 0);
 	assert_int_equal(fake_event_at(fake_find(FK_LAUNCH, "web", 1))->slot, 1);
-	assert_state("web", ST_READY);
+	fake_assert_state("web", ST_READY);
 	/* Workers that never spoke the status protocol: a fixed pool. */
 	assert_false(fake_watching("web"));
 	assert_false(fake_connection("web"));
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* With ready = notify the pool is starting until a worker is ready. */
@@ -105,10 +76,10 @@ static void test_ready_notify(void **state)
 	(void)state;
 	fake_boot("[service web]\nmode = prefork\ncommand = /bin/w\nlisten = tcp:127.0.0.1:8080\n"
 		  "procs = 2\nready = notify\n");
-	assert_state("web", ST_STARTING);
+	fake_assert_state("web", ST_STARTING);
 	fake_notify(fake_proc("web"), "READY", "1");
-	assert_state("web", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("web", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* One more worker per pending connection, only while none is idle or
@@ -141,7 +112,7 @@ static void test_grows_one_per_connection(void **state)
 	busy(w[3]);
 	assert_false(fake_watching("web"));	/* max_procs */
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* web grown to max_procs, every worker busy; w gets them, oldest first. */
@@ -200,8 +171,8 @@ static void test_retires_idle_above_procs(void **state)
 	fake_exit(w[2], FAKE_KILLED(SIGTERM));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
 	assert_int_equal(fake_svc("web")->restarts, 0);
-	assert_state("web", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("web", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* All idle at once: only those above procs retire. */
@@ -222,7 +193,7 @@ static void test_retires_down_to_procs_only(void **state)
 	assert_int_equal(stopped, 2);
 	assert_int_equal(count_workers(), 2);
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A worker is retired after max_use connections, and replaced. */
@@ -246,7 +217,7 @@ static void test_max_use(void **state)
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);
 	fake_exit(w, FAKE_EXITED(0));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A worker that served and dies is replaced at once. */
@@ -263,13 +234,13 @@ static void test_dead_worker_replaced(void **state)
 	assert_int_equal(fake_launch_time("web", 2), fake_now);
 	assert_true(fake_log_has("W: web: worker pid"));
 	assert_false(fake_log_has("throttling"));
-	assert_state("web", ST_READY);
+	fake_assert_state("web", ST_READY);
 	/* One that lived min_uptime without serving counts as served too. */
 	fake_advance(10000);
 	fake_exit(w[1], FAKE_EXITED(1));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 4);
 	assert_false(fake_log_has("throttling"));
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* Workers dying before serving throttle the pool with the backoff: no
@@ -286,10 +257,10 @@ static void test_throttled(void **state)
 	fake_exit(w[0], FAKE_EXITED(1));
 	assert_true(fake_log_has("before serving a connection; throttling the pool for 1s"));
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);
-	assert_state("web", ST_READY);	/* one worker left */
+	fake_assert_state("web", ST_READY);	/* one worker left */
 	fake_exit(w[1], FAKE_EXITED(1));
 	assert_true(fake_log_has("throttling the pool for 2s"));
-	assert_state("web", ST_BACKOFF);
+	fake_assert_state("web", ST_BACKOFF);
 	assert_int_equal(fake_svc("web")->next_attempt, t0 + 2000);
 	fake_advance(1999);
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);
@@ -300,8 +271,8 @@ static void test_throttled(void **state)
 	/* Workers that speak the protocol: ready again at their READY=1. */
 	assert_int_equal(workers(w, 8), 2);
 	fake_notify(w[0], "READY", "1");
-	assert_state("web", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("web", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* Once the throttle is over and the pool has its workers again, a pool
@@ -318,11 +289,11 @@ static void test_throttle_over_silent_pool_is_ready(void **state)
 	assert_int_equal(workers(w, 8), 2);
 	fake_exit(w[0], FAKE_EXITED(1));
 	fake_exit(w[1], FAKE_EXITED(1));
-	assert_state("web", ST_BACKOFF);
+	fake_assert_state("web", ST_BACKOFF);
 	fake_advance(2000);
 	assert_int_equal(count_workers(), 2);
-	assert_state("web", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("web", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* Stopping a pool stops every worker; it is stopped once all are gone. */
@@ -338,14 +309,14 @@ static void test_stop(void **state)
 	fake_evaluate();
 	assert_true(fake_stop_asked(w[0]->pid));
 	assert_true(fake_stop_asked(w[1]->pid));
-	assert_state("web", ST_STOPPING);
+	fake_assert_state("web", ST_STOPPING);
 	fake_exit(w[0], FAKE_KILLED(SIGTERM));
-	assert_state("web", ST_STOPPING);
+	fake_assert_state("web", ST_STOPPING);
 	assert_int_equal(fake_count(FK_LAUNCH, "web"), 2);	/* not replaced */
 	fake_exit(w[1], FAKE_KILLED(SIGTERM));
-	assert_state("web", ST_STOPPED);
+	fake_assert_state("web", ST_STOPPED);
 	assert_null(fake_svc("web")->pool);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* start = demand: nothing runs before a connection; the first one starts
@@ -355,41 +326,41 @@ static void test_demand_daemon(void **state)
 	(void)state;
 	fake_boot("[service d]\ncommand = /bin/d\nlisten = tcp:127.0.0.1:8081\nstart = demand\n"
 		  "restart_delay = 1s\n");
-	assert_state("d", ST_WAITING);
+	fake_assert_state("d", ST_WAITING);
 	assert_string_equal(svc_reason(fake_svc("d")), "waiting for a first connection");
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 0);
 	assert_true(fake_connection("d"));
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 1);
-	assert_state("d", ST_READY);
+	fake_assert_state("d", ST_READY);
 	assert_false(fake_watching("d"));
 	fake_exit(fake_proc("d"), FAKE_EXITED(0));
-	assert_state("d", ST_WAITING);
+	fake_assert_state("d", ST_WAITING);
 	assert_true(fake_watching("d"));
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 1);
 	assert_true(fake_connection("d"));
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 2);
 	fake_exit(fake_proc("d"), FAKE_EXITED(1));
-	assert_state("d", ST_BACKOFF);
+	fake_assert_state("d", ST_BACKOFF);
 	fake_advance(1000);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 2);	/* back to waiting, not started */
-	assert_state("d", ST_WAITING);
-	assert_no_bad_transition();
+	fake_assert_state("d", ST_WAITING);
+	fake_assert_no_bad_transition();
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_starts_procs_workers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_notify, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_grows_one_per_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retires_idle_above_procs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retires_down_to_procs_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_max_use, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_worker_replaced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throttle_over_silent_pool_is_ready, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_demand_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_starts_procs_workers, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_notify, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_grows_one_per_connection, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_retires_idle_above_procs, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_retires_down_to_procs_only, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_max_use, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_worker_replaced, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_throttled, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_throttle_over_silent_pool_is_ready, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_stop, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_demand_daemon, fake_test_setup, fake_test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

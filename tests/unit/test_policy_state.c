@@ -16,44 +16,6 @@
 
 #include "fake_mech.h"
 
-static int setup(void **state)
-{
-	(void)state;
-	fake_setup();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	fake_teardown();
-	return 0;
-}
-
-/* Every test ends with this: no change outside the table happened. */
-static void assert_no_bad_transition(void)
-{
-	if (svc_bad_transitions || fake_log_has("internal error"))
-		fail_msg("a transition outside the table:\n%s", fake_log());
-}
-
-static void assert_state(const char *name, enum svc_state st)
-{
-	struct service *s = fake_svc(name);
-
-	if (s->state != st)
-		fail_msg("%s is %s, expected %s (reason: %s)", name, svc_state_name(s->state), svc_state_name(st),
-			 svc_reason(s));
-}
-
-static void assert_reason(const char *name, const char *want)
-{
-	const char *got = svc_reason(fake_svc(name));
-
-	if (strcmp(got, want) != 0)
-		fail_msg("%s: reason \"%s\", expected \"%s\"", name, got, want);
-}
-
 /* ---- the transition table ---- */
 
 static void test_table(void **state)
@@ -88,8 +50,8 @@ static void test_bad_transition_reported(void **state)
 	fake_boot("[service job]\nmode = oneshot\ncommand = /bin/true\n");
 	fake_exit(fake_proc("job"), FAKE_EXITED(0));
 	s = fake_svc("job");
-	assert_state("job", ST_DONE);
-	assert_no_bad_transition();
+	fake_assert_state("job", ST_DONE);
+	fake_assert_no_bad_transition();
 	svc_set_state(s, ST_RUNNING);
 	assert_int_equal(svc_bad_transitions, 1);
 	assert_true(fake_log_has("E: internal error: job: state done -> running is not in droverd's "
@@ -111,7 +73,7 @@ static void fail_fast(const int64_t *want, int n, int first)
 		int launch = first + i + 1;
 
 		fake_exit(fake_proc("d"), FAKE_EXITED(1));
-		assert_state("d", ST_BACKOFF);
+		fake_assert_state("d", ST_BACKOFF);
 		assert_int_equal(fake_svc("d")->next_attempt, died + want[i]);
 		assert_int_equal(fake_count(FK_LAUNCH, "d"), launch);	/* not before its time */
 		fake_advance(want[i] - 1);
@@ -129,12 +91,12 @@ static void test_backoff_doubles_to_cap(void **state)
 	(void)state;
 	fake_boot(flaky);
 	assert_int_equal(fake_launch_time("d", 0), 1000);
-	assert_state("d", ST_READY);
+	fake_assert_state("d", ST_READY);
 	fail_fast(want, 5, 0);
 	assert_true(fake_log_has("W: d: exited with status 1; restarting in 1s"));
 	assert_true(fake_log_has("W: d: exited with status 1; restarting in 4s"));
 	assert_int_equal(fake_svc("d")->restarts, 5);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 static void test_backoff_reason(void **state)
@@ -142,9 +104,9 @@ static void test_backoff_reason(void **state)
 	(void)state;
 	fake_boot(flaky);
 	fake_exit(fake_proc("d"), FAKE_KILLED(SIGSEGV));
-	assert_state("d", ST_BACKOFF);
-	assert_reason("d", "killed by signal 11 (SEGV); restarting in 1s");
-	assert_no_bad_transition();
+	fake_assert_state("d", ST_BACKOFF);
+	fake_assert_reason("d", "killed by signal 11 (SEGV); restarting in 1s");
+	fake_assert_no_bad_transition();
 }
 
 /* A run of min_uptime resets the exponent; one just short of it does not. */
@@ -165,7 +127,7 @@ static void test_backoff_resets_after_min_uptime(void **state)
 	/* Up 10 s: the next delay is restart_delay again. */
 	fake_advance(10000);
 	fail_fast(again, 2, 4);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* ---- restart = ---- */
@@ -175,13 +137,13 @@ static void test_restart_no(void **state)
 	(void)state;
 	fake_boot("[service d]\ncommand = /bin/false\nrestart = no\n");
 	fake_exit(fake_proc("d"), FAKE_EXITED(1));
-	assert_state("d", ST_FAILED);
-	assert_reason("d", "exited with status 1");
+	fake_assert_state("d", ST_FAILED);
+	fake_assert_reason("d", "exited with status 1");
 	assert_true(fake_log_has("W: d: exited with status 1; not restarting (restart = no)"));
 	fake_advance(60000);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 1);
 	assert_false(fake_svc("d")->want);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 static void test_restart_on_failure(void **state)
@@ -193,16 +155,16 @@ static void test_restart_on_failure(void **state)
 	fake_exit(fake_proc("clean"), FAKE_EXITED(0));
 	fake_exit(fake_proc("dirty"), FAKE_EXITED(2));
 	fake_exit(fake_proc("always"), FAKE_EXITED(0));
-	assert_state("clean", ST_STOPPED);
-	assert_reason("clean", "exited with status 0");
+	fake_assert_state("clean", ST_STOPPED);
+	fake_assert_reason("clean", "exited with status 0");
 	assert_true(fake_log_has("W: clean: exited with status 0; not restarting (restart = on-failure)"));
-	assert_state("dirty", ST_BACKOFF);
-	assert_state("always", ST_BACKOFF);
+	fake_assert_state("dirty", ST_BACKOFF);
+	fake_assert_state("always", ST_BACKOFF);
 	fake_advance(100);	/* restart_delay's default */
 	assert_int_equal(fake_count(FK_LAUNCH, "clean"), 1);
 	assert_int_equal(fake_count(FK_LAUNCH, "dirty"), 2);
 	assert_int_equal(fake_count(FK_LAUNCH, "always"), 2);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A start that fails (the exec, a resource) backs off like an exit. */
@@ -212,12 +174,12 @@ static void test_launch_failure_backs_off(void **state)
 	fake_fail_launches(1, 2, "cannot run /nonexistent: No such file or directory");
 	fake_boot("[service d]\ncommand = /nonexistent\n");
 	assert_int_equal(fake_count(FK_LAUNCH_FAILED, "d"), 1);
-	assert_state("d", ST_BACKOFF);
-	assert_reason("d", "cannot run /nonexistent: No such file or directory; restarting in 100ms");
+	fake_assert_state("d", ST_BACKOFF);
+	fake_assert_reason("d", "cannot run /nonexistent: No such file or directory; restarting in 100ms");
 	fake_advance(100);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 1);
-	assert_state("d", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("d", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* ---- readiness ---- */
@@ -230,20 +192,20 @@ static void test_ready_notify_waits_for_ready(void **state)
 	fake_boot("[service d]\ncommand = /bin/d\nready = notify\n");
 	p = fake_proc("d");
 	assert_non_null(p);
-	assert_state("d", ST_STARTING);
-	assert_reason("d", "waiting for READY=1");
+	fake_assert_state("d", ST_STARTING);
+	fake_assert_reason("d", "waiting for READY=1");
 	fake_advance(20000);
 	fake_notify(p, "STATUS", "warming up");
 	fake_notify(p, "READY", "0");
-	assert_state("d", ST_STARTING);
+	fake_assert_state("d", ST_STARTING);
 	assert_string_equal(fake_svc("d")->status_text, "warming up");
 	fake_notify(p, "READY", "1");
-	assert_state("d", ST_READY);
-	assert_reason("d", "");
+	fake_assert_state("d", ST_READY);
+	fake_assert_reason("d", "");
 	assert_true(p->ready);
 	fake_advance(60000);	/* ready_timeout no longer armed */
 	assert_false(fake_stop_asked(p->pid));
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 static void test_ready_none_at_once(void **state)
@@ -251,8 +213,8 @@ static void test_ready_none_at_once(void **state)
 	(void)state;
 	fake_boot("[service d]\ncommand = /bin/d\n");
 	assert_non_null(fake_proc("d"));
-	assert_state("d", ST_READY);
-	assert_no_bad_transition();
+	fake_assert_state("d", ST_READY);
+	fake_assert_no_bad_transition();
 }
 
 /* ready_timeout: stopped with its stop_signal, then the backoff. */
@@ -268,21 +230,21 @@ static void test_ready_timeout(void **state)
 	assert_false(fake_stop_asked(p->pid));
 	fake_advance(1);
 	assert_true(fake_signalled(p->pid, SIGINT));
-	assert_state("d", ST_STOPPING);
-	assert_reason("d", "not ready within 2s");
+	fake_assert_state("d", ST_STOPPING);
+	fake_assert_reason("d", "not ready within 2s");
 	assert_true(fake_log_has("W: d: not ready within 2s: stopping it"));
 	/* READY=1 now comes too late. */
 	fake_notify(p, "READY", "1");
-	assert_state("d", ST_STOPPING);
+	fake_assert_state("d", ST_STOPPING);
 	fake_advance(5000);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 1);
 	fake_exit(p, FAKE_KILLED(SIGINT));
-	assert_state("d", ST_BACKOFF);
-	assert_reason("d", "not ready within 2s; restarting in 1s");
+	fake_assert_state("d", ST_BACKOFF);
+	fake_assert_reason("d", "not ready within 2s; restarting in 1s");
 	fake_advance(1000);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 2);
-	assert_state("d", ST_STARTING);
-	assert_no_bad_transition();
+	fake_assert_state("d", ST_STARTING);
+	fake_assert_no_bad_transition();
 }
 
 /* ---- oneshot ---- */
@@ -291,15 +253,15 @@ static void test_oneshot_done(void **state)
 {
 	(void)state;
 	fake_boot("[service job]\nmode = oneshot\ncommand = /bin/true\n");
-	assert_state("job", ST_STARTING);
-	assert_reason("job", "running");
+	fake_assert_state("job", ST_STARTING);
+	fake_assert_reason("job", "running");
 	fake_exit(fake_proc("job"), FAKE_EXITED(0));
-	assert_state("job", ST_DONE);
-	assert_reason("job", "finished");
+	fake_assert_state("job", ST_DONE);
+	fake_assert_reason("job", "finished");
 	fake_advance(60000);
 	assert_int_equal(fake_count(FK_LAUNCH, "job"), 1);
-	assert_state("job", ST_DONE);
-	assert_no_bad_transition();
+	fake_assert_state("job", ST_DONE);
+	fake_assert_no_bad_transition();
 }
 
 static void test_oneshot_failure(void **state)
@@ -309,14 +271,14 @@ static void test_oneshot_failure(void **state)
 		  "[service retried]\nmode = oneshot\ncommand = /bin/false\nrestart = on-failure\n");
 	fake_exit(fake_proc("once"), FAKE_EXITED(1));
 	fake_exit(fake_proc("retried"), FAKE_EXITED(1));
-	assert_state("once", ST_FAILED);	/* restart = no is the oneshot default */
-	assert_state("retried", ST_BACKOFF);
+	fake_assert_state("once", ST_FAILED);	/* restart = no is the oneshot default */
+	fake_assert_state("retried", ST_BACKOFF);
 	fake_advance(100);
 	assert_int_equal(fake_count(FK_LAUNCH, "once"), 1);
 	assert_int_equal(fake_count(FK_LAUNCH, "retried"), 2);
 	fake_exit(fake_proc("retried"), FAKE_EXITED(0));
-	assert_state("retried", ST_DONE);
-	assert_no_bad_transition();
+	fake_assert_state("retried", ST_DONE);
+	fake_assert_no_bad_transition();
 }
 
 /* ---- critical ---- */
@@ -333,7 +295,7 @@ static void test_critical_ends_droverd(void **state)
 	assert_int_equal(fake_critical_calls, 1);
 	assert_int_equal(fake_critical_code, 3);
 	assert_true(fake_log_has("main: critical service ended (exited with status 3): shutting down"));
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 static void test_critical_signal_and_oneshot(void **state)
@@ -347,8 +309,8 @@ static void test_critical_signal_and_oneshot(void **state)
 	/* restart = on-failure: a failure is restarted, not an end. */
 	fake_exit(fake_proc("killed"), FAKE_KILLED(SIGKILL));
 	assert_int_equal(fake_critical_calls, 1);
-	assert_state("killed", ST_BACKOFF);
-	assert_no_bad_transition();
+	fake_assert_state("killed", ST_BACKOFF);
+	fake_assert_no_bad_transition();
 }
 
 /* ---- timer ---- */
@@ -357,25 +319,25 @@ static void test_timer_every(void **state)
 {
 	(void)state;
 	fake_boot("[service t]\nmode = timer\ncommand = /bin/tick\nevery = 10s\n");
-	assert_state("t", ST_WAITING);
+	fake_assert_state("t", ST_WAITING);
 	assert_int_equal(fake_count(FK_LAUNCH, "t"), 0);
 	fake_advance(9999);
 	assert_int_equal(fake_count(FK_LAUNCH, "t"), 0);
 	fake_advance(1);
 	assert_int_equal(fake_launch_time("t", 0), 11000);
-	assert_state("t", ST_RUNNING);
+	fake_assert_state("t", ST_RUNNING);
 	fake_advance(500);
 	fake_exit(fake_proc("t"), FAKE_EXITED(0));
-	assert_state("t", ST_WAITING);
-	assert_reason("t", "last run exited with status 0");
+	fake_assert_state("t", ST_WAITING);
+	fake_assert_reason("t", "last run exited with status 0");
 	fake_advance(9500);
 	assert_int_equal(fake_launch_time("t", 1), 21000);
 	fake_exit(fake_proc("t"), FAKE_EXITED(4));
-	assert_state("t", ST_WAITING);	/* a failed run is not a failed service */
+	fake_assert_state("t", ST_WAITING);	/* a failed run is not a failed service */
 	assert_true(fake_log_has("W: t: run exited with status 4"));
 	fake_advance(10000);
 	assert_int_equal(fake_launch_time("t", 2), 31000);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* A run the loop fires late does not shift the schedule: the next is
@@ -391,7 +353,7 @@ static void test_timer_late_run_keeps_schedule(void **state)
 	assert_int_equal(fake_count(FK_LAUNCH, "t"), 1);
 	fake_advance(1);
 	assert_int_equal(fake_launch_time("t", 1), 21000);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 static void test_timer_skips_overlapping_run(void **state)
@@ -412,15 +374,15 @@ static void test_timer_skips_overlapping_run(void **state)
 			 (int)p->pid);
 		assert_true(fake_log_has(want));
 	}
-	assert_state("t", ST_RUNNING);
+	fake_assert_state("t", ST_RUNNING);
 	fake_advance(5000);
 	fake_exit(p, FAKE_EXITED(0));
-	assert_state("t", ST_WAITING);
+	fake_assert_state("t", ST_WAITING);
 	fake_advance(4999);
 	assert_int_equal(fake_count(FK_LAUNCH, "t"), 1);
 	fake_advance(1);	/* 31000: on the schedule, not 10 s after the end */
 	assert_int_equal(fake_launch_time("t", 1), 31000);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 /* ---- watchdog ---- */
@@ -446,38 +408,38 @@ static void test_watchdog(void **state)
 	 * program's handler twice. */
 	assert_int_equal(fake_count(FK_SIGNAL, "d"), 0);
 	assert_int_equal(fake_count(FK_STOP, "d"), 1);
-	assert_state("d", ST_STOPPING);
-	assert_reason("d", "watchdog: no sign of life within 2s");
+	fake_assert_state("d", ST_STOPPING);
+	fake_assert_reason("d", "watchdog: no sign of life within 2s");
 	fake_exit(p, FAKE_KILLED(SIGABRT));
-	assert_state("d", ST_BACKOFF);
-	assert_reason("d", "watchdog: no sign of life within 2s; restarting in 1s");
+	fake_assert_state("d", ST_BACKOFF);
+	fake_assert_reason("d", "watchdog: no sign of life within 2s; restarting in 1s");
 	fake_advance(1000);
 	assert_int_equal(fake_count(FK_LAUNCH, "d"), 2);
-	assert_no_bad_transition();
+	fake_assert_no_bad_transition();
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
-		cmocka_unit_test_setup_teardown(test_bad_transition_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backoff_doubles_to_cap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backoff_reason, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backoff_resets_after_min_uptime, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_no, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_on_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_launch_failure_backs_off, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_notify_waits_for_ready, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_none_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ready_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oneshot_done, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oneshot_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_critical_ends_droverd, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_critical_signal_and_oneshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timer_every, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timer_late_run_keeps_schedule, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timer_skips_overlapping_run, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_transition_reported, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_backoff_doubles_to_cap, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_backoff_reason, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_backoff_resets_after_min_uptime, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_no, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_on_failure, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_launch_failure_backs_off, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_notify_waits_for_ready, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_none_at_once, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_ready_timeout, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_oneshot_done, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_oneshot_failure, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_critical_ends_droverd, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_critical_signal_and_oneshot, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_timer_every, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_timer_late_run_keeps_schedule, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_timer_skips_overlapping_run, fake_test_setup, fake_test_teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog, fake_test_setup, fake_test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
